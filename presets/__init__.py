@@ -1,0 +1,110 @@
+"""Sampling presets: YAML files holding a delta over neutral sampler values, with
+text-generation-webui's key names (so presets copy between the two apps), plus this app's own keys
+(`max_new_tokens`, `stop`).
+
+The values a request uses come from, lowest first: NEUTRAL, the wrapper's stop strings, the
+preset, then explicit overrides (`--param`, the page's controls).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from playground import userdata
+
+BUILTIN_DIR = Path(__file__).parent
+DEFAULT = "deterministic"  # reproducible runs: what a format debugger wants first
+
+# Samplers switched off: the model's raw distribution.
+NEUTRAL = {
+    "max_new_tokens": 256,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "top_k": 0,
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "repetition_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "seed": -1,
+    "stop": [],
+}
+KEYS = list(NEUTRAL)
+
+
+class PresetError(ValueError):
+    """A preset or parameter that cannot be used; the message says why."""
+
+
+def check_value(key: str, value):
+    """`value` for `key` if its type fits, else PresetError."""
+    if key not in NEUTRAL:
+        raise PresetError(f"unknown sampling parameter '{key}'; known: {', '.join(KEYS)}")
+    if key == "stop":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise PresetError("'stop' must be a list of strings")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PresetError(f"'{key}' must be a number, not {value!r}")
+    return int(value) if isinstance(NEUTRAL[key], int) else float(value)
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise PresetError(f"preset {path.name} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"preset {path.name} must be a mapping of parameter: value")
+    try:
+        return {k: check_value(k, v) for k, v in data.items()}
+    except PresetError as e:
+        raise PresetError(f"preset {path.name}: {e}") from None
+
+
+def _paths() -> dict[str, Path]:
+    found = {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
+    for p in sorted(userdata.folder("presets").glob("*.yaml")):
+        found.setdefault(p.stem, p)  # a built-in name always means the built-in
+    return found
+
+
+def names() -> list[str]:
+    return list(_paths())
+
+
+def load(name: str) -> dict:
+    """The preset's delta over NEUTRAL."""
+    path = _paths().get(name)
+    if path is None:
+        raise PresetError(f"unknown preset '{name}'; known presets: {', '.join(names())}")
+    return _read(path)
+
+
+def resolve(preset: str | None, wrapper_stop: list[str], overrides: dict | None = None) -> dict:
+    """The full parameter set a request uses."""
+    values = {**NEUTRAL, "stop": list(wrapper_stop)}
+    values.update(load(preset) if preset else {})
+    for key, value in (overrides or {}).items():
+        values[key] = check_value(key, value)
+    return values
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """`key=value` from the CLI; the value is JSON when it parses as JSON, else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise PresetError(f"--param takes key=value, got '{text}'")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    key = key.strip()
+    return key, check_value(key, value)

@@ -1,0 +1,1 @@
+"""The Gradio layer: layout and event wiring only; the logic is in `playground`."""

@@ -1,0 +1,160 @@
+"""Wrapper registry. A wrapper is data: a Jinja template (the prompt side), a parser id with options
+(the output side), default stop strings, template variables and the forced assistant prefix.
+
+Built-ins are YAML files in `wrappers/builtin/`; a user's copies live in the user folder
+(`playground.userdata`) and may not take a built-in's name.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+import parsers
+from parsers import ParseContext, ParseResult
+from playground import userdata
+from playground.conversation import Conversation
+
+from .render import TemplateError, render  # noqa: F401  (TemplateError is part of this package's surface)
+
+BUILTIN_DIR = Path(__file__).with_name("builtin")
+_FIELDS = {"name", "description", "models", "template", "parser", "parser_options", "stop", "variables",
+           "assistant_prefix", "assistant_prefix_first_message"}
+
+
+class WrapperError(ValueError):
+    """A wrapper that cannot be found, loaded or saved; the message says why."""
+
+
+@dataclass
+class Wrapper:
+    name: str
+    template: str
+    parser: str = "plain"
+    description: str = ""
+    models: list[str] = field(default_factory=list)
+    parser_options: dict = field(default_factory=dict)
+    stop: list[str] = field(default_factory=list)
+    variables: dict = field(default_factory=dict)  # defaults the template sees (bos_token, first_message...)
+    assistant_prefix: str = ""  # text the prompt ends with, that the model continues from
+    assistant_prefix_first_message: str | None = None  # MemGPT: the prefix when first_message is true
+    builtin: bool = False
+
+    def variables_for(self, conversation: Conversation) -> dict:
+        """Everything the template sees: defaults, then the conversation's own template variables."""
+        variables = {"bos_token": "", "eos_token": "", **self.variables, **conversation.template_variables}
+        variables.setdefault("messages", conversation.messages)
+        variables.setdefault("tools", conversation.tools)
+        variables.setdefault("functions", conversation.functions)
+        variables.setdefault("add_generation_prompt", True)
+        variables.setdefault("assistant_prefix", self.prefix_for(variables))
+        return variables
+
+    def prefix_for(self, variables: dict) -> str:
+        if variables.get("first_message") and self.assistant_prefix_first_message is not None:
+            return self.assistant_prefix_first_message
+        return self.assistant_prefix
+
+    def render(self, conversation: Conversation, template: str | None = None) -> str:
+        """The exact prompt; `template` renders in place of the wrapper's own (live edits)."""
+        return render(self.template if template is None else template, self.variables_for(conversation), conversation.now)
+
+    def parse(self, raw: str, conversation: Conversation | None = None) -> ParseResult:
+        conversation = conversation or Conversation(messages=[])
+        variables = {**self.variables, **conversation.template_variables}
+        context = ParseContext(prefix=self.prefix_for(variables), options=self.parser_options,
+                               functions=conversation.functions)
+        return parsers.parse(self.parser, raw, context)
+
+    def to_yaml(self) -> str:
+        data = {"name": self.name, "description": self.description, "models": self.models,
+                "parser": self.parser, "parser_options": self.parser_options, "stop": self.stop,
+                "variables": self.variables, "assistant_prefix": self.assistant_prefix}
+        if self.assistant_prefix_first_message is not None:
+            data["assistant_prefix_first_message"] = self.assistant_prefix_first_message
+        data["template"] = self.template
+        return yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, allow_unicode=True, width=1000)
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    pass
+
+
+def _str_presenter(dumper, value):
+    # templates read best as block literals; strings YAML cannot hold that way stay quoted
+    style = "|" if "\n" in value and not value.endswith((" ", "\t")) and "\r" not in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LiteralDumper.add_representer(str, _str_presenter)
+
+
+def _load_file(path: Path, builtin: bool) -> Wrapper:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise WrapperError(f"wrapper file {path.name} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict) or "template" not in data:
+        raise WrapperError(f"wrapper file {path.name} needs at least a 'template' key")
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise WrapperError(f"wrapper file {path.name} has unknown keys: {', '.join(sorted(unknown))}")
+    data.setdefault("name", path.stem)
+    if data["name"] != path.stem:
+        raise WrapperError(f"wrapper file {path.name} names itself '{data['name']}'; the name must match the file name")
+    return Wrapper(builtin=builtin, **data)
+
+
+@functools.lru_cache(maxsize=1)
+def _builtins() -> dict[str, Wrapper]:
+    return {p.stem: _load_file(p, builtin=True) for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
+
+
+def _user_dir() -> Path:
+    return userdata.folder("wrappers")
+
+
+def load_errors() -> list[str]:
+    """Problems with user wrapper files (each skipped), for the page to show."""
+    errors = []
+    for path in sorted(_user_dir().glob("*.yaml")):
+        try:
+            _load_file(path, builtin=False)
+        except WrapperError as e:
+            errors.append(str(e))
+    return errors
+
+
+def names() -> list[str]:
+    """Built-in wrapper names, then the user's."""
+    user = []
+    for path in sorted(_user_dir().glob("*.yaml")):
+        if path.stem not in _builtins():
+            user.append(path.stem)
+    return [*_builtins(), *user]
+
+
+def get(name: str) -> Wrapper:
+    if name in _builtins():
+        return _builtins()[name]
+    path = _user_dir() / f"{name}.yaml"
+    if name and "/" not in name and "\\" not in name and not name.startswith(".") and path.is_file():
+        return _load_file(path, builtin=False)
+    raise WrapperError(f"unknown wrapper '{name}'; known wrappers: {', '.join(names())}")
+
+
+def save_as(base: Wrapper, name: str, template: str, description: str | None = None) -> Wrapper:
+    """Store `base` with an edited template under `name` in the user folder; returns the saved wrapper."""
+    try:
+        name = userdata.check_name(name, taken_by_builtin=name in _builtins())
+    except userdata.InvalidName as e:
+        raise WrapperError(str(e)) from None
+    copy = Wrapper(**{**base.__dict__, "name": name, "template": template, "builtin": False,
+                      "description": description if description is not None else f"Edited copy of {base.name}. {base.description}".strip()})
+    userdata.atomic_write(_user_dir() / f"{name}.yaml", copy.to_yaml())
+    return copy
