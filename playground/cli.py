@@ -117,11 +117,12 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     defaults = config.from_environment()
     args = _parser(defaults).parse_args(argv)
-    if args.command is None:
-        from ui.page import serve  # Gradio loads only to serve the page
-
-        return serve(args)
     try:
+        if args.command is None:
+            backends.create(args.backend_type, settings())  # a wrong type stops here, before serving
+            from ui.page import serve  # Gradio loads only to serve the page
+
+            return serve(args)
         return run(args)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)

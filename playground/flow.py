@@ -104,7 +104,5 @@ def _finish(run: Run, completion: Completion, parsed: ParseResult) -> None:
 
 
 def generate(req: GenerateRequest) -> Run:
-    run = None
-    for run in generate_stream(req):
-        pass
+    *_, run = generate_stream(req)
     return run

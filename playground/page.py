@@ -81,7 +81,7 @@ def preset_values(name: str) -> list:
 
 def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list[str]) -> dict:
     """Explicit parameters from the page's controls; an empty stop box means the wrapper's stop list."""
-    params = {k: presets.check_value(k, v) for k, v in zip(SLIDER_KEYS, slider_values)}
+    params = {k: presets.check_value(k, v) for k, v in zip(SLIDER_KEYS, slider_values, strict=True)}
     if stop_json and stop_json.strip():
         try:
             params["stop"] = presets.check_value("stop", json.loads(stop_json))

@@ -78,12 +78,10 @@ def llama_cpp_server(model_path, tmp_path_factory):
 def app_url():
     """The whole app, launched in this process as `python app.py` would, on a free port."""
     from playground.config import StartupConfig
-    from ui.page import CSS, build_demo
+    from ui.page import build_demo, launch
 
     demo = build_demo(StartupConfig())
-    demo.queue(default_concurrency_limit=None)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                            quiet=True, css=CSS, enable_monitoring=False)
+    _, url, _ = launch(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, quiet=True)
     yield url.rstrip("/")
     demo.close()
 

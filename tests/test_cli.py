@@ -94,3 +94,22 @@ def test_bad_conversation_json_and_template_errors_exit_2(tmp_path):
     template.write_text("a\n{{ raise_exception('no tools here') }}")
     done = app("render", "--wrapper", "chatml", "--conversation", EXAMPLE, "--template", str(template))
     assert done.returncode == 2 and "no tools here (template line 2)" in done.stderr
+
+
+@pytest.mark.parametrize("flag, message", [
+    (["--wrapper", "nope"], "unknown wrapper 'nope'"),
+    (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--backend-type", "nope"], "unknown backend type 'nope'"),
+])
+def test_serving_with_a_wrong_choice_stops_with_a_sentence(flag, message):
+    done = app(*flag)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_environment_presets_the_backend_like_memgpt():
+    from playground.config import from_environment
+
+    assert from_environment({}).backend_type == "embedded"
+    config = from_environment({"OPENAI_API_BASE": "http://127.0.0.1:5000/v1"})
+    assert (config.backend_type, config.backend_url) == ("openai", "http://127.0.0.1:5000/v1")
+    assert from_environment({"BACKEND_TYPE": "openai"}).backend_type == "openai"

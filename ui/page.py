@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import gradio as gr
 
@@ -76,7 +75,8 @@ def build_demo(startup: StartupConfig) -> gr.Blocks:
                 with gr.Accordion("Sampling parameters", open=False):
                     preset = gr.Dropdown(presets.names(), value=startup.preset, label="Preset",
                                          info="A preset fills these values; change any of them after.")
-                    sliders = [gr.Slider(lo, hi, value=preset0[i], step=step, label=label, info=info)
+                    sliders = [gr.Slider(lo, hi, value=preset0[i], step=step, label=label, info=info,
+                                         elem_id=key.replace("_", "-"))
                                for i, (key, (label, lo, hi, step, info)) in enumerate(SLIDERS.items())]
                     seed = gr.Number(preset0[len(SLIDERS)], label="Seed", precision=0, info="-1 picks a random seed; the one used is shown in the request.")
                     stop = gr.Textbox(preset0[-1], label="Stop strings (JSON list)",
@@ -156,12 +156,17 @@ def build_demo(startup: StartupConfig) -> gr.Blocks:
     return demo
 
 
+def launch(demo: gr.Blocks, host: str, port: int, **extra):
+    """Start serving; the same settings for `python app.py` and the tests."""
+    demo.queue(default_concurrency_limit=None)
+    # prompts can be private: no monitoring dashboard, no run history kept in the browser
+    return demo.launch(server_name=host, server_port=port, css=CSS, enable_monitoring=False, run_history=False,
+                       footer_links=["api", "settings"], show_error=True, **extra)
+
+
 def serve(args: argparse.Namespace) -> int:
     startup = StartupConfig(backend_type=args.backend_type, backend_url=args.backend_url,
                             backend_model=args.backend_model or args.model, wrapper=args.wrapper,
                             preset=args.preset, host=args.host, port=args.port)
-    demo = build_demo(startup)
-    demo.queue(default_concurrency_limit=None)
-    demo.launch(server_name=startup.host, server_port=startup.port, css=CSS, enable_monitoring=False,
-                footer_links=["api", "settings"], show_error=True)
+    launch(build_demo(startup), startup.host, startup.port)
     return 0

@@ -112,7 +112,7 @@ def _load_file(path: Path, builtin: bool) -> Wrapper:
 
 @functools.lru_cache(maxsize=1)
 def _builtins() -> dict[str, Wrapper]:
-    return {p.stem: _load_file(p, builtin=True) for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
+    return {p.stem: _load_file(p, builtin=True) for p in sorted(BUILTIN_DIR.glob("*.yaml"), key=lambda p: p.stem)}
 
 
 def _user_dir() -> Path:

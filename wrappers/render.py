@@ -123,7 +123,7 @@ def render(source: str, variables: dict, now: str | None = None) -> str:
     except TemplateError:
         raise
     except _JinjaTemplateError as e:
-        raise TemplateError(str(e.message if hasattr(e, "message") and e.message else e), _error_line(e)) from None
+        raise TemplateError(e.message or type(e).__name__, _error_line(e)) from None
     except RecursionError:
         raise TemplateError("the template recursed too deeply") from None
     except Exception as e:  # a template may raise anything (TypeError, KeyError...): report, never crash
