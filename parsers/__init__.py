@@ -12,8 +12,9 @@ from typing import Callable
 
 @dataclass
 class ToolCall:
-    name: str
-    arguments: dict
+    # faithful ports keep what the model wrote: MemGPT passes through a null name or string arguments
+    name: str | None
+    arguments: dict | str | None
 
 
 @dataclass
@@ -25,7 +26,7 @@ class ParseError:
 @dataclass
 class ParseResult:
     content: str | None = None
-    inner_thoughts: str | None = None
+    inner_thoughts: str | dict | None = None  # MemGPT's noforce wrappers can yield an object here
     tool_calls: list[ToolCall] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     error: ParseError | None = None

@@ -297,4 +297,7 @@ def parse_memgpt(raw: str, context: ParseContext) -> ParseResult:
         thoughts, calls = _read_call(value, opts)
     except _Reject as e:
         return ParseResult(repairs=repairs, error=ParseError(str(e)))
-    return ParseResult(inner_thoughts=thoughts, tool_calls=calls, repairs=repairs)
+    # MemGPT's message puts the monologue in `content` (the corpus convention follows it); the
+    # page also shows it as inner thoughts
+    content = thoughts if isinstance(thoughts, str) else None
+    return ParseResult(content=content, inner_thoughts=thoughts, tool_calls=calls, repairs=repairs)

@@ -89,7 +89,7 @@ def test_parse_matches_memgpt(record):
         return
     golden = record["result"]
     assert result.error is None
-    assert result.content is None
+    assert result.content == (golden["content"] if isinstance(golden["content"], str) else None)
     assert result.inner_thoughts == golden["content"]
     call = golden.get("function_call")
     if call is None:
