@@ -1,0 +1,85 @@
+"""Llama 3.x formats.
+
+- `llama3_json`: `{"name": …, "parameters": {…}}` (optionally after `<|python_tag|>`), possibly
+  several separated by `;`, possibly inside prose; invalid JSON stays text.
+- `llama3_builtin`: `<|python_tag|>tool.call(k=v)` for built-in tools (read with `ast`); raw
+  Python after the tag is a `code_interpreter` call; JSON custom calls as in `llama3_json`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import ParseContext, ParseResult, register
+from .common import MAX_CANDIDATES, Out, Piece, PyCallError, json_extent, python_calls, quiet_json_calls
+
+_CANDIDATE = re.compile(r'\{\s*"(?:name|function|type)"')
+_SEPARATORS = " \t\r\n;"
+
+
+def json_calls_in_prose(out: Out, piece: Piece) -> None:
+    """Every `{"name": …}` call object in the text, prose between them kept as content."""
+    text, i, failures = piece.text, 0, 0
+    pending = 0  # start of text not yet given to content
+    budget = 2 * len(text) + 100_000  # characters the bracket matching may scan in all
+    while failures < MAX_CANDIDATES and budget > 0:
+        m = _CANDIDATE.search(text, i)
+        if m is None:
+            break
+        k = m.start()
+        seg, end = json_extent(text, k)
+        budget -= end - k
+        found = quiet_json_calls(out, seg, piece.start + k, call_index=piece.start + k)
+        if found is False:
+            if end == len(text):
+                break  # unclosed up to the end: later candidates are inside it
+            failures += 1
+            i = k + 1
+            continue
+        out.add_text(text[pending:k].strip(_SEPARATORS))
+        pending = i = end
+    out.add_text(text[pending:].strip(_SEPARATORS))
+
+
+@register("llama3_json")
+def parse_llama3_json(raw: str, context: ParseContext) -> ParseResult:
+    out = Out(raw, context, stop=("<|eot_id|>", "<|eom_id|>"))
+    json_calls_in_prose(out, Piece(0, out.text.replace("<|python_tag|>", " ")))
+    return out.result()
+
+
+@register("llama3_builtin")
+def parse_llama3_builtin(raw: str, context: ParseContext) -> ParseResult:
+    out = Out(raw, context)
+    text = out.text
+    tag = text.find("<|python_tag|>")
+    if tag == -1:
+        json_calls_in_prose(out, Piece(0, text))
+        return out.result()
+    out.add_text(text[:tag])
+    start = tag + len("<|python_tag|>")
+    body = text[start:]
+    for stop in ("<|eom_id|>", "<|eot_id|>"):
+        body = body.split(stop, 1)[0]
+    t = body.strip()
+    if t.startswith("{"):
+        json_calls_in_prose(out, Piece(start, body))
+        return out.result()
+    try:
+        calls, notes = python_calls(t, out.functions)
+        if not calls or not all(name.endswith(".call") for name, _ in calls):
+            raise PyCallError("not tool.call(...)")
+    except PyCallError:
+        if re.match(r"[A-Za-z_][\w.]*\.call\(", t):  # a tool.call(...) cut off or broken
+            out.fail("truncated call: unfinished tool.call(...) after <|python_tag|>", tag)
+        elif t:
+            out.note("raw code after <|python_tag|> read as a code_interpreter call")
+            out.add_call("code_interpreter", {"code": t})
+        else:
+            out.fail("truncated call: <|python_tag|> at the end of the output", tag)
+        return out.result()
+    for n in notes:
+        out.note(n)
+    for name, args in calls:
+        out.add_call(name[: -len(".call")], args)
+    return out.result()

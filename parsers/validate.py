@@ -1,0 +1,79 @@
+"""Check parsed calls against the functions' JSON schemas (with the `jsonschema` package).
+
+`validate_calls(calls, functions)` gives, per call, a list of human-readable problems (empty when
+the call is fine): "unknown function 'x'", "missing required argument 'city'", "argument 'days'
+should be integer, got string", "unexpected argument 'foo'", …
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import exceptions as js_exceptions
+from jsonschema import validators
+
+from . import ToolCall
+from .common import find_function
+
+_JSON_TYPES = (
+    (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+    (list, "array"), (dict, "object"), (type(None), "null"),
+)
+
+
+def _type_name(value: Any) -> str:
+    for py, name in _JSON_TYPES:
+        if isinstance(value, py):
+            return name
+    return type(value).__name__
+
+
+def _where(error: js_exceptions.ValidationError) -> str:
+    path = list(error.absolute_path)
+    if not path:
+        return ""
+    head, rest = path[0], "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[1:])
+    return f"{head}{rest}"
+
+
+def _message(error: js_exceptions.ValidationError) -> str:
+    where = _where(error)
+    arg = f"argument '{where}'" if where else "the arguments"
+    v = error.validator
+    if v == "required":
+        missing = [r for r in error.validator_value if isinstance(error.instance, dict) and r not in error.instance]
+        return "; ".join(f"missing required argument '{where + '.' if where else ''}{m}'" for m in missing) or error.message
+    if v == "type":
+        want = error.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return f"{arg} should be {want}, got {_type_name(error.instance)}"
+    if v == "additionalProperties":
+        allowed = set((error.schema.get("properties") or {}))
+        extra = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
+        return "; ".join(f"unexpected argument '{k}'" for k in extra) or error.message
+    if v == "enum":
+        return f"{arg} should be one of {error.validator_value!r}, got {error.instance!r}"
+    return f"{arg}: {error.message}"
+
+
+def validate_calls(calls: list[ToolCall], functions: list[dict]) -> list[list[str]]:
+    """One list of problems per call, in order (an empty list means the call is valid)."""
+    problems: list[list[str]] = []
+    for call in calls:
+        f = find_function(functions, call.name)
+        if f is None:
+            problems.append([f"unknown function '{call.name}'"])
+            continue
+        schema = f.get("parameters") or {"type": "object"}
+        if not isinstance(call.arguments, dict):
+            problems.append([f"the arguments should be an object, got {_type_name(call.arguments)}"])
+            continue
+        try:
+            cls = validators.validator_for(schema)
+            cls.check_schema(schema)
+        except js_exceptions.SchemaError as e:
+            problems.append([f"the schema of '{call.name}' is invalid: {e.message}"])
+            continue
+        errors = sorted(cls(schema).iter_errors(call.arguments), key=lambda e: (list(e.absolute_path), e.validator))
+        problems.append([_message(e) for e in errors])
+    return problems
