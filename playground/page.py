@@ -17,7 +17,7 @@ from presets import PresetError
 from wrappers import WrapperError
 from wrappers.render import TemplateError
 
-SLIDER_KEYS = [k for k in presets.KEYS if k != "stop"]
+SLIDER_KEYS = [k for k in presets.KEYS if k not in ("stop", "grammar", "json_schema")]
 
 
 def conversation_from_inputs(conversation_json: str, variables_json: str = "", now: str = "") -> Conversation:

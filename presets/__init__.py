@@ -31,6 +31,8 @@ NEUTRAL = {
     "frequency_penalty": 0.0,
     "seed": -1,
     "stop": [],
+    "grammar": "",  # GBNF text constraining the output; sent only to backends that accept it
+    "json_schema": None,  # a JSON schema object constraining the output, where the backend accepts one
 }
 KEYS = list(NEUTRAL)
 
@@ -43,6 +45,14 @@ def check_value(key: str, value):
     """`value` for `key` if its type fits, else PresetError."""
     if key not in NEUTRAL:
         raise PresetError(f"unknown sampling parameter '{key}'; known: {', '.join(KEYS)}")
+    if key == "grammar":
+        if not isinstance(value, str):
+            raise PresetError("'grammar' must be GBNF text")
+        return value
+    if key == "json_schema":
+        if value is not None and not isinstance(value, dict):
+            raise PresetError("'json_schema' must be a JSON schema object")
+        return value
     if key == "stop":
         if isinstance(value, str):
             value = [value]
