@@ -2,6 +2,11 @@
 
 A parser never raises: whatever the model wrote, the result says what was found, which repairs were
 applied, and, when parsing failed, the error and the position where it gave up.
+
+`parse()` then checks every call against the functions of the context (`parsers.validate`: unknown
+function names, missing required arguments, type mismatches) and lists what it found in
+`ParseResult.checks`; wrappers may add their own checks (MemGPT's first-message verification and
+heartbeat correction, `parsers.memgpt_checks`).
 """
 
 from __future__ import annotations
@@ -24,12 +29,29 @@ class ParseError:
 
 
 @dataclass
+class Check:
+    """Something a check found about the parsed output; the output itself is left as parsed.
+
+    `source`: "schema" (the call against its function's JSON schema), "memgpt_first_message" (MemGPT's
+    first-message verification would reject the reply), "memgpt_heartbeat" (MemGPT would change the
+    call). `call`: the index of the tool call concerned, or None for the whole reply. `change`: what
+    the checker would do to the call's arguments (e.g. {"request_heartbeat": true}), when it would.
+    """
+
+    source: str
+    message: str
+    call: int | None = None
+    change: dict | None = None
+
+
+@dataclass
 class ParseResult:
     content: str | None = None
     inner_thoughts: str | dict | None = None  # MemGPT's noforce wrappers can yield an object here
     tool_calls: list[ToolCall] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     error: ParseError | None = None
+    checks: list[Check] = field(default_factory=list)
 
     @property
     def function_call(self) -> ToolCall | None:
@@ -44,7 +66,12 @@ class ParseResult:
             "function_call": asdict(fc) if fc else None,
             "repairs": list(self.repairs),
             "error": asdict(self.error) if self.error else None,
+            "checks": [asdict(c) for c in self.checks],
         }
+
+    def problems(self, call: int) -> list[str]:
+        """The check messages about tool call number `call` (0-based)."""
+        return [c.message for c in self.checks if c.call == call]
 
 
 @dataclass
@@ -78,14 +105,32 @@ class UnknownParser(KeyError):
 
 
 def parse(format_id: str, raw: str, context: ParseContext | None = None) -> ParseResult:
+    """Parse `raw` with the `format_id` parser, then validate the calls against `context.functions`
+    (no functions given: no schema checks, since every name would be "unknown")."""
     try:
         parser = _PARSERS[format_id]
     except KeyError:
         raise UnknownParser(format_id) from None
+    context = context or ParseContext()
     try:
-        return parser(raw, context or ParseContext())
+        result = parser(raw, context)
     except Exception as e:  # a parser bug must not take the page down: report it as the result
         return ParseResult(error=ParseError(f"the {format_id} parser failed: {type(e).__name__}: {e}"))
+    result.checks.extend(schema_checks(result.tool_calls, context.functions))
+    return result
+
+
+def schema_checks(calls: list[ToolCall], functions: list[dict]) -> list[Check]:
+    """One Check per problem `parsers.validate` finds; none when no functions are known."""
+    if not functions or not calls:
+        return []
+    from .validate import validate_calls
+
+    try:
+        problems = validate_calls(calls, functions)
+    except Exception as e:  # a validator bug (an odd schema) must not hide the parse result
+        return [Check("schema", f"the calls could not be validated: {type(e).__name__}: {e}")]
+    return [Check("schema", message, call=i) for i, messages in enumerate(problems) for message in messages]
 
 
 def _load_builtin_parsers() -> None:

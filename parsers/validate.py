@@ -60,6 +60,9 @@ def validate_calls(calls: list[ToolCall], functions: list[dict]) -> list[list[st
     """One list of problems per call, in order (an empty list means the call is valid)."""
     problems: list[list[str]] = []
     for call in calls:
+        if not isinstance(call.name, str) or not call.name:
+            problems.append([f"the call has no function name (got {_type_name(call.name)})"])
+            continue
         f = find_function(functions, call.name)
         if f is None:
             problems.append([f"unknown function '{call.name}'"])

@@ -2,7 +2,13 @@
 (the output side), default stop strings, template variables and the forced assistant prefix.
 
 Built-ins are YAML files in `wrappers/builtin/`; a user's copies live in the user folder
-(`playground.userdata`) and may not take a built-in's name.
+(`playground.userdata`) and may not take a built-in's name. Python wrappers with MemGPT's interface
+dropped into the user folder's `plugins/` are listed too (`wrappers.plugins`; `kind == "python"`).
+
+Every parse is validated against the conversation's functions (`parsers.parse`); wrappers with
+MemGPT's parser (and Python plugins, which are MemGPT wrappers) also get MemGPT's own checks:
+first-message verification when the template variable `first_message` is true, and the heartbeat
+correction (`parsers.memgpt_checks`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import yaml
 
 import parsers
 from parsers import ParseContext, ParseResult
+from parsers.memgpt_checks import memgpt_checks
 from playground import userdata
 from playground.conversation import Conversation
 
@@ -42,6 +49,13 @@ class Wrapper:
     assistant_prefix: str = ""  # text the prompt ends with, that the model continues from
     assistant_prefix_first_message: str | None = None  # MemGPT: the prefix when first_message is true
     builtin: bool = False
+    kind: str = "jinja"  # "jinja": `template` is an editable Jinja template; "python": a plugin, `template` is its source (read-only)
+    source: str | None = None  # where it was loaded from (a plugin's .py file, a model's template file), for display
+
+    @property
+    def editable(self) -> bool:
+        """Whether the page may let the user edit `template` and save a copy."""
+        return self.kind == "jinja"
 
     def variables_for(self, conversation: Conversation) -> dict:
         """Everything the template sees: defaults, then the conversation's own template variables."""
@@ -67,7 +81,10 @@ class Wrapper:
         variables = {**self.variables, **conversation.template_variables}
         context = ParseContext(prefix=self.prefix_for(variables), options=self.parser_options,
                                functions=conversation.functions)
-        return parsers.parse(self.parser, raw, context)
+        result = parsers.parse(self.parser, raw, context)
+        if self.parser == "memgpt_inner_monologue":
+            result.checks.extend(memgpt_checks(result, conversation.messages, bool(variables.get("first_message"))))
+        return result
 
     def to_yaml(self) -> str:
         data = {"name": self.name, "description": self.description, "models": self.models,
@@ -120,23 +137,33 @@ def _user_dir() -> Path:
 
 
 def load_errors() -> list[str]:
-    """Problems with user wrapper files (each skipped), for the page to show."""
+    """Problems with user wrapper files and Python plugins (each skipped), for the page to show."""
     errors = []
     for path in sorted(_user_dir().glob("*.yaml")):
         try:
             _load_file(path, builtin=False)
         except WrapperError as e:
             errors.append(str(e))
-    return errors
+    from . import plugins
+
+    return errors + plugins.load_errors(taken=set(_yaml_names()))
 
 
-def names() -> list[str]:
-    """Built-in wrapper names, then the user's."""
+def _yaml_names() -> list[str]:
     user = []
     for path in sorted(_user_dir().glob("*.yaml")):
         if path.stem not in _builtins():
             user.append(path.stem)
     return [*_builtins(), *user]
+
+
+def names() -> list[str]:
+    """Built-in wrapper names, then the user's, then the Python plugins' (a plugin that fails to
+    load is left out and reported by `load_errors()`)."""
+    from . import plugins
+
+    yaml_names = _yaml_names()
+    return [*yaml_names, *plugins.names(taken=set(yaml_names))]
 
 
 def get(name: str) -> Wrapper:
@@ -145,16 +172,23 @@ def get(name: str) -> Wrapper:
     path = _user_dir() / f"{name}.yaml"
     if name and "/" not in name and "\\" not in name and not name.startswith(".") and path.is_file():
         return _load_file(path, builtin=False)
+    from . import plugins
+
+    plugin = plugins.get(name, taken=set(_yaml_names()))
+    if plugin is not None:
+        return plugin
     raise WrapperError(f"unknown wrapper '{name}'; known wrappers: {', '.join(names())}")
 
 
 def save_as(base: Wrapper, name: str, template: str, description: str | None = None) -> Wrapper:
     """Store `base` with an edited template under `name` in the user folder; returns the saved wrapper."""
+    if base.kind != "jinja":
+        raise WrapperError(f"'{base.name}' is a Python wrapper ({base.source}); edit its file instead of saving a copy")
     try:
         name = userdata.check_name(name, taken_by_builtin=name in _builtins())
     except userdata.InvalidName as e:
         raise WrapperError(str(e)) from None
-    copy = Wrapper(**{**base.__dict__, "name": name, "template": template, "builtin": False,
+    copy = Wrapper(**{**{k: getattr(base, k) for k in Wrapper.__dataclass_fields__}, "source": None, "name": name, "template": template, "builtin": False,
                       "description": description if description is not None else f"Edited copy of {base.name}. {base.description}".strip()})
     userdata.atomic_write(_user_dir() / f"{name}.yaml", copy.to_yaml())
     return copy
