@@ -4,7 +4,9 @@ wires their events to these. Each takes and returns plain values, so tests call 
 
 from __future__ import annotations
 
+import datetime
 import json
+from dataclasses import dataclass
 from typing import Iterator
 
 import backends
@@ -14,10 +16,10 @@ from backends import BackendError, Settings
 from playground import flow
 from playground.conversation import Conversation, ConversationError
 from presets import PresetError
-from wrappers import WrapperError
+from wrappers import WrapperError, diff, lint, model_template
 from wrappers.render import TemplateError
 
-SLIDER_KEYS = [k for k in presets.KEYS if k not in ("stop", "grammar", "json_schema")]
+SLIDER_KEYS = [k for k in presets.KEYS if k not in ("stop", "grammar", "json_schema")]  # numeric controls
 
 
 def conversation_from_inputs(conversation_json: str, variables_json: str = "", now: str = "") -> Conversation:
@@ -35,13 +37,20 @@ def conversation_from_inputs(conversation_json: str, variables_json: str = "", n
     return conversation
 
 
-def wrapper_view(name: str) -> tuple[str, str]:
-    """The template to edit and a one-paragraph description of the wrapper."""
-    wrapper = wrappers.get(name)
+def wrapper_info(name: str) -> str:
+    """A one-paragraph description of the wrapper."""
+    try:
+        wrapper = wrappers.get(name)
+    except WrapperError as e:
+        return f"❌ {e}"
     models = f" Models: {', '.join(wrapper.models)}." if wrapper.models else ""
     origin = "built-in" if wrapper.builtin else "yours (user folder)"
-    info = f"**{wrapper.name}** ({origin}, parser `{wrapper.parser}`): {wrapper.description}{models}"
-    return wrapper.template, info
+    return f"**{wrapper.name}** ({origin}, parser `{wrapper.parser}`): {wrapper.description}{models}"
+
+
+def wrapper_view(name: str) -> tuple[str, str]:
+    """The template to edit and the wrapper's description."""
+    return wrappers.get(name).template, wrapper_info(name)
 
 
 def preview(wrapper: str, template: str, conversation_json: str, variables_json: str = "", now: str = "") -> tuple[str, str]:
@@ -54,7 +63,16 @@ def preview(wrapper: str, template: str, conversation_json: str, variables_json:
         return f"Template error{where}: {e.message}", f"❌ Template error{where}: {e.message}"
     except (ConversationError, WrapperError) as e:
         return f"Cannot render: {e}", f"❌ {e}"
-    return prompt, f"✅ {len(prompt):,} characters, {prompt.count(chr(10)) + 1:,} lines"
+    return prompt, f"✅ {len(prompt):,} characters, {prompt.count(chr(10)) + 1:,} lines" + lint_text(wrapper, conversation, template)
+
+
+def lint_text(wrapper: str, conversation: Conversation, template: str | None) -> str:
+    """The template lint's findings as Markdown lines under the prompt ('' when clean)."""
+    try:
+        findings = lint.lint(wrappers.get(wrapper), conversation, template)
+    except (TemplateError, WrapperError):
+        return ""
+    return "".join(f"\n- {'⚠' if f.startswith('warning') else 'ℹ'} {f}" for f in findings)
 
 
 def mark_whitespace(text: str) -> str:
@@ -72,14 +90,19 @@ def save_wrapper(base: str, name: str, template: str) -> tuple[list[str], str, s
 
 
 def preset_values(name: str) -> list:
-    """The slider values and stop list JSON a preset gives (over neutral), in SLIDER_KEYS order + stop."""
+    """What a preset puts in the controls, in SLIDER_KEYS order, then the stop list JSON and the grammar."""
     delta = presets.load(name)
     values = {**presets.NEUTRAL, **delta}
     stop = delta.get("stop")
-    return [values[k] for k in SLIDER_KEYS] + [json.dumps(stop) if stop is not None else ""]
+    return [values[k] for k in SLIDER_KEYS] + [json.dumps(stop) if stop is not None else "", values["grammar"]]
 
 
-def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list[str]) -> dict:
+def neutral_values() -> list:
+    """The controls with every sampler switched off (the stop list and grammar are kept)."""
+    return [presets.NEUTRAL[k] for k in SLIDER_KEYS]
+
+
+def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list[str], grammar: str = "") -> dict:
     """Explicit parameters from the page's controls; an empty stop box means the wrapper's stop list."""
     params = {k: presets.check_value(k, v) for k, v in zip(SLIDER_KEYS, slider_values, strict=True)}
     if stop_json and stop_json.strip():
@@ -89,7 +112,29 @@ def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list
             raise PresetError(f'stop strings must be a JSON list such as ["\\nUSER:"]: {e.msg}') from None
     else:
         params["stop"] = list(wrapper_stop)
+    params["grammar"] = grammar or ""
     return params
+
+
+def save_preset(name: str, slider_values: list, stop_json: str, grammar: str) -> tuple[list[str], str, str]:
+    """(preset names, selected, status) after saving the controls as a user preset."""
+    try:
+        values = {k: presets.check_value(k, v) for k, v in zip(SLIDER_KEYS, slider_values, strict=True)}
+        if stop_json and stop_json.strip():
+            values["stop"] = presets.check_value("stop", json.loads(stop_json))
+        values["grammar"] = grammar or ""
+        saved = presets.save(name, values)
+    except (PresetError, json.JSONDecodeError) as e:
+        return presets.names(), "", f"❌ {e}"
+    return presets.names(), saved, f"✅ Saved preset **{saved}** in your preset folder."
+
+
+def delete_preset(name: str) -> tuple[list[str], str, str]:
+    try:
+        presets.delete(name)
+    except PresetError as e:
+        return presets.names(), name, f"❌ {e}"
+    return presets.names(), presets.DEFAULT, f"✅ Deleted preset **{name}**."
 
 
 def backend_settings(url: str, model: str, api_key: str, timeout: float, extra_json: str) -> Settings:
@@ -126,30 +171,57 @@ def backend_defaults(backend_type: str) -> tuple[str, str]:
     return cls.default_url, (f"This backend ignores: {', '.join(ignored)}." if ignored else "Every sampling parameter is sent.")
 
 
-def run_generation(backend_type: str, url: str, model: str, api_key: str, timeout: float, extra_json: str,
-                   wrapper: str, template: str, conversation_json: str, variables_json: str, now: str,
-                   preset: str, slider_values: list, stop_json: str) -> Iterator[tuple[str, dict | None, dict | None, str]]:
-    """Stream (raw output, parsed call, request, status) while generating. Errors end the stream with
-    a status sentence; the page stays usable and what was received is kept."""
+@dataclass
+class PanelConfig:
+    """One panel's settings, in the order the page lists its controls."""
+
+    backend_type: str
+    url: str
+    model: str
+    api_key: str
+    timeout: float
+    extra_json: str
+    wrapper: str
+    template: str
+    preset: str
+    values: list  # SLIDER_KEYS order
+    stop_json: str
+    grammar: str
+
+    @classmethod
+    def from_controls(cls, controls: list) -> "PanelConfig":
+        head, values, tail = controls[:9], controls[9:9 + len(SLIDER_KEYS)], controls[9 + len(SLIDER_KEYS):]
+        return cls(*head, list(values), *tail)
+
+    def request(self, conversation_json: str, variables_json: str = "", now: str = "") -> flow.GenerateRequest:
+        conversation = conversation_from_inputs(conversation_json, variables_json, now)
+        wrapper = wrappers.get(self.wrapper)
+        return flow.GenerateRequest(
+            backend_type=self.backend_type, wrapper=self.wrapper, conversation=conversation, preset=self.preset or None,
+            settings=backend_settings(self.url, self.model, self.api_key, self.timeout, self.extra_json),
+            params=params_from_controls(self.values, self.stop_json, wrapper.stop, self.grammar), template=self.template)
+
+
+def run_generation(config: PanelConfig, conversation_json: str, variables_json: str = "",
+                   now: str = "") -> Iterator[tuple[str, dict | None, dict | None, str, dict | None]]:
+    """Stream (raw output, parsed call, request, status, finished run record) while generating.
+    Errors end the stream with a status sentence; the page stays usable and what arrived is kept."""
     raw = ""
     try:
-        conversation = conversation_from_inputs(conversation_json, variables_json, now)
-        w = wrappers.get(wrapper)
-        request = flow.GenerateRequest(
-            backend_type=backend_type, wrapper=wrapper, conversation=conversation, preset=preset,
-            settings=backend_settings(url, model, api_key, timeout, extra_json),
-            params=params_from_controls(slider_values, stop_json, w.stop), template=template)
-        yield "", None, None, "⏳ Generating…"
+        request = config.request(conversation_json, variables_json, now)
+        yield "", None, None, "⏳ Generating… (the embedded model loads on first use)", None
         for run in flow.generate_stream(request):
             raw = run.raw
             if run.done:
-                yield raw, run.parsed.to_dict(), run.request, finished_status(run)
+                record = {**run.to_dict(), "wrapper": config.wrapper, "backend_type": config.backend_type,
+                          "time": datetime.datetime.now().strftime("%H:%M:%S")}
+                yield raw, run.parsed.to_dict(), run.request, finished_status(run), record
             else:
-                yield raw, None, None, f"⏳ Generating… {len(raw):,} characters received"
+                yield raw, None, None, f"⏳ Generating… {len(raw):,} characters received", None
     except TemplateError as e:
-        yield raw, None, None, f"❌ Template error{f' at line {e.line}' if e.line else ''}: {e.message}"
+        yield raw, None, None, f"❌ Template error{f' at line {e.line}' if e.line else ''}: {e.message}", None
     except (BackendError, ConversationError, WrapperError, PresetError) as e:
-        yield raw, None, None, f"❌ {e}"
+        yield raw, None, None, f"❌ {e}", None
 
 
 def finished_status(run: flow.Run) -> str:
@@ -163,3 +235,66 @@ def finished_status(run: flow.Run) -> str:
     verdict = "❌ parse error" if parsed and parsed.error else f"✅ {len(parsed.tool_calls)} call(s) parsed" if parsed else ""
     notes = "".join(f" ⚠ {n}." for n in run.notes)
     return f"Done{timing} (finish reason: {run.finish_reason}{tokens}). {verdict}{notes}"
+
+
+CONFIG_FIELDS = ["backend_type", "url", "model", "api_key", "timeout", "extra_json", "wrapper", "template", "preset",
+                 *SLIDER_KEYS, "stop_json", "grammar"]  # the order of a panel's controls
+
+
+def session_state(conversation_json: str, variables_json: str, now: str, panel_count: int, controls: list, per_panel: int) -> dict:
+    """The workbench as plain data; API keys are never kept."""
+    panels = []
+    for start in range(0, len(controls), per_panel):
+        settings = dict(zip(CONFIG_FIELDS, controls[start:start + per_panel], strict=True))
+        settings["api_key"] = ""
+        panels.append(settings)
+    return {"conversation": conversation_json, "template_variables": variables_json or "", "now": now or "",
+            "panels": int(panel_count), "panel_settings": panels}
+
+
+def restore_controls(state: dict, per_panel: int) -> list:
+    """The values to put back in the page, in session_state's order (conversation, variables, date, panels' controls)."""
+    values = [state.get("conversation", ""), state.get("template_variables", ""), state.get("now", "")]
+    for settings in state.get("panel_settings", []):
+        values += [settings.get(field, "" if field != "timeout" else 120) for field in CONFIG_FIELDS]
+    return values
+
+
+def export_panel(record: dict | None, wrapper_name: str, template: str) -> tuple[str, str, str, str]:
+    """(curl, Python, wrapper YAML, status) for a panel's last run and its current wrapper edits."""
+    from backends import export
+
+    try:
+        wrapper = wrappers.get(wrapper_name)
+    except WrapperError as e:
+        return "", "", "", f"❌ {e}"
+    edited = wrappers.Wrapper(**{**wrapper.__dict__, "template": template, "builtin": False})
+    yaml_text = edited.to_yaml()
+    if not record or not record.get("request"):
+        return "", "", yaml_text, "Run this panel first to export its request; the wrapper is below."
+    request = record["request"]
+    return export.as_curl(request), export.as_python(request), yaml_text, "✅ Exported the last request of this panel."
+
+
+def prompt_diff(a: str, b: str, a_name: str = "prompt A", b_name: str = "prompt B") -> tuple[list[tuple[str, str | None]], str]:
+    """(highlighted segments, summary) of A → B, whitespace made visible where it changed."""
+    result = diff.prompt_diff(a, b, a_name, b_name)
+    return result.display_pairs(), result.summary
+
+
+def load_model_template(path: str | None, pasted: str, name: str) -> tuple[str, str, str, str]:
+    """(template, suggested parser with the reason, lint and origin notes, status) from a file or pasted text.
+    The result is saved as a user wrapper named `name`, so any panel can pick it."""
+    try:
+        if path:
+            loaded = model_template.load(path)
+        elif pasted and pasted.strip():
+            loaded = model_template.from_text(pasted)
+        else:
+            return "", "", "", "❌ Choose a GGUF, tokenizer_config.json, chat_template.jinja or instruction-template YAML, or paste a template."
+        saved = wrappers.save_as(loaded, name or loaded.name, loaded.template, loaded.description)
+    except (WrapperError, OSError) as e:
+        return "", "", "", f"❌ {e}"
+    format_id, reason = model_template.suggest_parser(saved.template)
+    return (saved.template, f"`{format_id}`: {reason}", saved.description,
+            f"✅ Saved as wrapper **{saved.name}**: pick it in any panel's Wrapper list.")

@@ -29,6 +29,9 @@ NEUTRAL = {
     "repetition_penalty": 1.0,
     "presence_penalty": 0.0,
     "frequency_penalty": 0.0,
+    "mirostat_mode": 0,  # 0 off, 1 or 2: Mirostat v1/v2 replaces the other samplers
+    "mirostat_tau": 5.0,
+    "mirostat_eta": 0.1,
     "seed": -1,
     "stop": [],
     "grammar": "",  # GBNF text constraining the output; sent only to backends that accept it
@@ -96,6 +99,52 @@ def load(name: str) -> dict:
     if path is None:
         raise PresetError(f"unknown preset '{name}'; known presets: {', '.join(names())}")
     return _read(path)
+
+
+def _user_path(name: str):
+    return userdata.folder("presets") / f"{name}.yaml"
+
+
+def is_builtin(name: str) -> bool:
+    return (BUILTIN_DIR / f"{name}.yaml").is_file()
+
+
+def delta(values: dict) -> dict:
+    """Only what differs from NEUTRAL: how presets are stored, as text-generation-webui does."""
+    return {k: v for k, v in values.items() if k in NEUTRAL and v != NEUTRAL[k]}
+
+
+def save(name: str, values: dict) -> str:
+    """Store `values` as the user preset `name` (never over a built-in); returns the name."""
+    try:
+        name = userdata.check_name(name, taken_by_builtin=is_builtin(name))
+    except userdata.InvalidName as e:
+        raise PresetError(str(e)) from None
+    checked = {k: check_value(k, v) for k, v in delta(values).items()}
+    text = "# saved from Prompt Format Playground: a delta over neutral sampler values\n"
+    text += yaml.safe_dump(checked, sort_keys=False, allow_unicode=True) if checked else "{}\n"
+    userdata.atomic_write(_user_path(name), text)
+    return name
+
+
+def delete(name: str) -> None:
+    if is_builtin(name):
+        raise PresetError(f"'{name}' is a built-in preset and cannot be deleted")
+    path = _user_path(name)
+    if not path.is_file():
+        raise PresetError(f"there is no user preset named '{name}'")
+    path.unlink()
+
+
+def load_errors() -> list[str]:
+    """Presets that cannot be used, each named with the line, so the rest still load."""
+    errors = []
+    for path in _paths().values():
+        try:
+            _read(path)
+        except PresetError as e:
+            errors.append(str(e))
+    return errors
 
 
 def resolve(preset: str | None, wrapper_stop: list[str], overrides: dict | None = None) -> dict:

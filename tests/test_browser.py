@@ -1,6 +1,5 @@
-"""End to end in headless Chromium: what a new user does on the page."""
+"""End to end in headless Chromium: what a new user does on the workbench."""
 
-import re
 import time
 
 import pytest
@@ -12,68 +11,204 @@ SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
 @pytest.fixture
 def page(browser, app_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
     tab = context.new_page()
     tab.goto(app_url)
-    prompt = tab.locator("#prompt textarea")
-    tab.wait_for_function("() => document.querySelector('#prompt textarea')?.value.startsWith('<|im_start|>system')",
+    tab.wait_for_function("() => document.querySelector('#prompt-1 textarea')?.value.startsWith('<|im_start|>system')",
                           timeout=30000)
-    assert prompt.input_value().endswith('{\n  "function":')
+    tab.evaluate("() => localStorage.clear()")  # each test starts from the page's defaults next time
     yield tab
     context.close()
 
 
-def replace_template(page, text):
-    editor = page.locator("#template .cm-content")
-    editor.click()
+def replace_template(page, n, text):
+    page.locator(f"#template-{n} .cm-content").click()
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
     page.keyboard.insert_text(text)
 
 
-def prompt_value(page):
-    return page.locator("#prompt textarea").input_value()
+def value(page, selector):
+    return page.locator(selector).input_value()
 
 
-def wait_prompt(page, predicate_js, timeout=10000):
-    page.wait_for_function(f"() => {{ const v = document.querySelector('#prompt textarea').value; return {predicate_js}; }}",
+def wait_value(page, selector, predicate_js, timeout=10000):
+    page.wait_for_function(f"() => {{ const v = document.querySelector('{selector}').value; return {predicate_js}; }}",
                            timeout=timeout)
 
 
+def wait_text(page, selector, pattern, timeout=180000):
+    page.wait_for_function(f"() => /{pattern}/.test(document.querySelector('{selector}')?.innerText || '')", timeout=timeout)
+
+
+def open_section(page, n, title):
+    page.locator(f"#panel-{n}").get_by_text(title, exact=True).first.click()
+
+
+def pick(page, dropdown_id, option):
+    page.locator(f"#{dropdown_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def test_editing_the_template_re_renders_the_prompt_and_errors_show_in_place(page):
-    replace_template(page, "HELLO {{ messages | length }} {{ messages[1].role }}")
-    wait_prompt(page, "v === 'HELLO 2 user'")
-    replace_template(page, "line one\n{% for m in messages %}\n{{ m.role }}")
-    wait_prompt(page, "v.startsWith('Template error at line')")
-    assert "endfor" in prompt_value(page) or "end of template" in prompt_value(page)
-    # the page still works after the error: fix it and the prompt comes back
-    replace_template(page, "{% for m in messages %}[{{ m.role }}]{% endfor %}")
-    wait_prompt(page, "v === '[system][user]'")
+    assert value(page, "#prompt-1 textarea").endswith('{\n  "function":')
+    replace_template(page, 1, "HELLO {{ messages | length }} {{ messages[1].role }}")
+    wait_value(page, "#prompt-1 textarea", "v === 'HELLO 2 user'")
+    replace_template(page, 1, "line one\n{% for m in messages %}\n{{ m.role }}")
+    wait_value(page, "#prompt-1 textarea", "v.startsWith('Template error at line')")
+    replace_template(page, 1, "{% for m in messages %}[{{ m.role }}]{% endfor %}")
+    wait_value(page, "#prompt-1 textarea", "v === '[system][user]'")
+    assert value(page, "#prompt-2 textarea").startswith("<|begin_of_text|>")  # panel 2 keeps its own wrapper
 
 
 def test_generate_streams_raw_output_and_shows_a_parsed_result(page):
-    page.click("#generate")
-    page.wait_for_function("() => /Done/.test(document.querySelector('#run-status').innerText)", timeout=180000)
-    assert page.locator("#raw textarea").input_value().strip()
-    parsed = page.locator("#parsed").inner_text()
-    assert re.search(r"tool_calls|error", parsed)
-    page.get_by_text("Request sent").click()
-    assert "max_tokens" in page.locator("#request").inner_text()
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.click("#generate-1")
+    wait_text(page, "#run-status-1", "Done")
+    assert value(page, "#raw-1 textarea").strip()
+    assert "tool_calls" in page.locator("#parsed-1").inner_text()
+    open_section(page, 1, "Request sent")
+    assert "max_tokens" in page.locator("#request-1").inner_text()
+
+
+def test_run_all_compares_two_backends_side_by_side_and_diffs_the_prompts(page, llama_cpp_server):
+    open_section(page, 2, "Backend")
+    pick(page, "backend-type-2", "openai")
+    page.fill("#backend-url-2 textarea, #backend-url-2 input", llama_cpp_server)
+    pick(page, "wrapper-2", "chatml")
+    wait_value(page, "#prompt-2 textarea", "v.startsWith('<|im_start|>system')")
+    for n in (1, 2):
+        open_section(page, n, "Sampling parameters")
+        tokens = page.locator(f"#max-new-tokens-{n} input[type=number]")
+        tokens.fill("24")
+        tokens.press("Enter")
+    page.click("#run-all")
+    wait_text(page, "#run-status-1", "Done")
+    wait_text(page, "#run-status-2", "Done")
+    open_section(page, 2, "Request sent")
+    assert llama_cpp_server + "/v1/completions" in page.locator("#request-2").inner_text()
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+    # same wrapper, same conversation: the prompts are identical; then make them differ
+    page.get_by_role("tab", name="Compare prompts").click()
+    page.click("#compare-go")
+    wait_text(page, "#diff-summary", "identical", timeout=10000)
+    page.get_by_role("tab", name="Workbench").click()
+    pick(page, "wrapper-2", "airoboros-l2-70b-2.1")
+    wait_value(page, "#prompt-2 textarea", "!v.startsWith('<|im_start|>')")
+    page.get_by_role("tab", name="Compare prompts").click()
+    page.click("#compare-go")
+    wait_text(page, "#diff-summary", "first difference at line 1, column 1", timeout=10000)
+    assert page.locator("#diff-view").inner_text().strip()
+    page.get_by_role("tab", name="History").click()
+    assert page.locator("#history-table").inner_text().count("chatml") >= 2
 
 
 def test_stop_aborts_generation_and_keeps_the_output(page):
-    page.get_by_text("Sampling parameters").click()
-    tokens = page.locator("#max-new-tokens input[type=number]")
+    open_section(page, 1, "Sampling parameters")
+    tokens = page.locator("#max-new-tokens-1 input[type=number]")
     tokens.fill("2000")
     tokens.press("Enter")
-    replace_template(page, "<|im_start|>user\nWrite a very long story about a lighthouse.<|im_end|>\n<|im_start|>assistant\n")
-    wait_prompt(page, "v.includes('lighthouse')")
-    page.click("#generate")
-    page.wait_for_function("() => document.querySelector('#raw textarea').value.length > 20", timeout=120000)
-    page.click("#stop")
-    page.wait_for_function("() => /Stopped/.test(document.querySelector('#run-status').innerText)", timeout=10000)
-    kept = page.locator("#raw textarea").input_value()
+    replace_template(page, 1, "<|im_start|>user\nWrite a very long story about a lighthouse.<|im_end|>\n<|im_start|>assistant\n")
+    wait_value(page, "#prompt-1 textarea", "v.includes('lighthouse')")
+    page.locator("#stop-btn-1").scroll_into_view_if_needed()
+    page.click("#generate-1")
+    wait_value(page, "#raw-1 textarea", "v.length > 20", timeout=120000)
+    # the page re-renders on every streamed token; a DOM click skips Playwright's scroll-stability wait
+    page.locator("#stop-btn-1").dispatch_event("click")
+    wait_text(page, "#run-status-1", "Stopped", timeout=10000)
+    kept = value(page, "#raw-1 textarea")
     time.sleep(2)
-    assert page.locator("#raw textarea").input_value() == kept, "output kept growing after Stop"
+    assert value(page, "#raw-1 textarea") == kept, "output kept growing after Stop"
     assert kept
+
+
+def test_presets_save_load_and_delete(page):
+    open_section(page, 1, "Sampling parameters")
+    temperature = page.locator("#temperature-1 input[type=number]")
+    temperature.fill("0.33")
+    temperature.press("Enter")
+    page.locator("#panel-1").get_by_label("Preset name").fill("browser-preset")
+    page.locator("#panel-1").get_by_role("button", name="Save preset").click()
+    wait_text(page, "#panel-1", "Saved preset", timeout=10000)
+    pick(page, "preset-1", "creative")
+    page.wait_for_function("() => document.querySelector('#temperature-1 input[type=number]').value === '1.2'", timeout=10000)
+    pick(page, "preset-1", "browser-preset")
+    page.wait_for_function("() => document.querySelector('#temperature-1 input[type=number]').value === '0.33'", timeout=10000)
+    page.locator("#panel-1").get_by_role("button", name="Delete preset").click()
+    wait_text(page, "#panel-1", "Deleted preset", timeout=10000)
+    page.locator("#preset-1 input").click()
+    assert page.get_by_role("option", name="browser-preset", exact=True).count() == 0
+
+
+def test_multi_turn_accept_and_continue_updates_chat_view(page):
+    pick(page, "wrapper-1", "hermes-2-pro")
+    open_section(page, 1, "Sampling parameters")
+    tokens = page.locator("#max-new-tokens-1 input[type=number]")
+    tokens.fill("16")
+    tokens.press("Enter")
+    page.click("#generate-1")
+    wait_text(page, "#run-status-1", "Done")
+    page.click("#accept")
+    wait_text(page, "#turn-status", "Added", timeout=10000)
+    page.fill("#user-text textarea", "Please call me Brad from now on.")
+    page.click("#add-user")
+    wait_text(page, "#chat", "call me Brad from now on", timeout=10000)
+    wait_value(page, "#prompt-1 textarea", "v.includes('call me Brad from now on')")
+
+
+def test_session_save_then_load_restores_the_workbench(page, tmp_path):
+    replace_template(page, 1, "SESSION {{ messages | length }}")
+    wait_value(page, "#prompt-1 textarea", "v === 'SESSION 2'")
+    page.get_by_role("tab", name="Session").click()
+    page.click("#session-save")
+    wait_text(page, "#session-status", "saved", timeout=10000)
+    with page.expect_download() as download:
+        page.locator("#session-file a").first.click()
+    path = tmp_path / "session.json"
+    download.value.save_as(path)
+    assert "SESSION {{ messages | length }}" in path.read_text()
+    page.get_by_role("tab", name="Workbench").click()
+    replace_template(page, 1, "CHANGED")
+    wait_value(page, "#prompt-1 textarea", "v === 'CHANGED'")
+    page.get_by_role("tab", name="Session").click()
+    with page.expect_file_chooser() as chooser:
+        page.click("#session-load")
+    chooser.value.set_files(str(path))
+    wait_text(page, "#session-status", "loaded", timeout=10000)
+    page.get_by_role("tab", name="Workbench").click()
+    wait_value(page, "#prompt-1 textarea", "v === 'SESSION 2'")
+
+
+def test_the_workbench_survives_a_reload(page):
+    replace_template(page, 1, "KEPT {{ messages | length }}")
+    wait_value(page, "#prompt-1 textarea", "v === 'KEPT 2'")
+    page.locator("#conversation .cm-content").click()  # a snapshot is stored when the conversation changes
+    page.keyboard.press("End")
+    page.keyboard.insert_text(" ")
+    page.wait_for_function("() => localStorage.getItem('prompt-format-playground-session') !== null", timeout=10000)
+    time.sleep(1)
+    page.reload()
+    wait_value(page, "#prompt-1 textarea", "v === 'KEPT 2'", timeout=30000)
+
+
+def test_export_gives_curl_python_and_the_wrapper_yaml(page):
+    open_section(page, 1, "Sampling parameters")
+    tokens = page.locator("#max-new-tokens-1 input[type=number]")
+    tokens.fill("4")
+    tokens.press("Enter")
+    page.click("#generate-1")
+    wait_text(page, "#run-status-1", "Done")
+    page.get_by_role("tab", name="Export").click()
+    page.click("#export-go")
+    wait_text(page, "#export-yaml", "template:", timeout=10000)
+    assert "name: chatml" in page.locator("#export-yaml").inner_text()
+
+
+def test_model_template_from_gguf_loads_as_a_wrapper_and_renders(page, model_path):
+    page.get_by_role("tab", name="Model template").click()
+    page.locator("#model-template-file input[type=file]").set_input_files(model_path)
+    page.get_by_label("Wrapper name").fill("smollm2-browser")
+    page.click("#model-template-load")
+    wait_text(page, "#model-template-status", "Saved as wrapper", timeout=30000)
+    page.get_by_role("tab", name="Workbench").click()
+    pick(page, "wrapper-1", "smollm2-browser")
+    wait_value(page, "#prompt-1 textarea", "v.startsWith('<|im_start|>system') && v.endsWith('<|im_start|>assistant\\n')")

@@ -61,8 +61,8 @@ def test_preset_values_fill_every_control_in_order():
     values = page.preset_values("deterministic")
     keys = page.SLIDER_KEYS
     assert values[keys.index("top_k")] == 1 and values[keys.index("temperature")] == 0.0
-    assert values[-1] == ""  # no stop list: the wrapper's own is used
-    assert json.loads(page.preset_values("memgpt-default")[-1])[0] == "\nUSER:"
+    assert values[-2] == ""  # no stop list: the wrapper's own is used
+    assert json.loads(page.preset_values("memgpt-default")[-2])[0] == "\nUSER:"
 
 
 def test_controls_become_explicit_params_and_empty_stop_means_the_wrappers():
@@ -82,20 +82,25 @@ def test_backend_defaults_say_which_parameters_are_ignored():
     assert url.startswith("http://") and "top_k" in ignored and "temperature" not in ignored
 
 
+def _config(**values):
+    sliders = [{**presets.NEUTRAL, **values}[k] for k in page.SLIDER_KEYS]
+    return sliders
+
+
 def test_generation_streams_then_finishes_with_a_parse_and_the_request():
-    sliders = [{**presets.NEUTRAL, "top_k": 1, "temperature": 0.0, "max_new_tokens": 12, "seed": 3}[k] for k in page.SLIDER_KEYS]
     template, _ = page.wrapper_view("chatml")
-    updates = list(page.run_generation("embedded", "", "", "", 60, "", "chatml", template, EXAMPLE, "", "",
-                                       "deterministic", sliders, ""))
-    raw, parsed, request, status = updates[-1]
+    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
+                              _config(top_k=1, temperature=0.0, max_new_tokens=12, seed=3), "", "")
+    updates = list(page.run_generation(config, EXAMPLE))
+    raw, parsed, request, status, record = updates[-1]
     assert status.startswith("Done"), status
     assert request["json"]["max_tokens"] == 12 and request["json"]["prompt"].endswith('{\n  "function":')
     assert set(parsed) >= {"content", "inner_thoughts", "tool_calls", "function_call", "repairs", "error"}
-    assert any(u[3].startswith("⏳ Generating…") for u in updates[:-1])
+    assert record["raw"] == raw and record["wrapper"] == "chatml"
+    assert any(u[3].startswith("⏳ Generating…") and u[4] is None for u in updates[:-1])
 
 
 def test_generation_errors_end_with_a_sentence_and_keep_the_page_usable():
-    sliders = [presets.NEUTRAL[k] for k in page.SLIDER_KEYS]
-    *_, (raw, parsed, request, status) = page.run_generation(
-        "openai", "http://127.0.0.1:9", "", "", 2, "", "chatml", "x", EXAMPLE, "", "", "deterministic", sliders, "")
-    assert status.startswith("❌ cannot connect") and parsed is None
+    config = page.PanelConfig("openai", "http://127.0.0.1:9", "", "", 2, "", "chatml", "x", "deterministic", _config(), "", "")
+    *_, (raw, parsed, request, status, record) = page.run_generation(config, EXAMPLE)
+    assert status.startswith("❌ cannot connect") and parsed is None and record is None

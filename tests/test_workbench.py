@@ -1,0 +1,138 @@
+"""Multi-turn, chat view, stability, sessions and export, called directly."""
+
+import json
+
+import pytest
+
+import presets
+from playground import page, workbench
+from playground.conversation import EXAMPLE_PATH, Conversation, ConversationError
+
+EXAMPLE = EXAMPLE_PATH.read_text()
+REPLACE = {"content": None, "inner_thoughts": "He says his name is Brad. Fix it.",
+           "tool_calls": [{"name": "core_memory_replace", "arguments": {"name": "human", "old_content": "First name: Chad",
+                                                                         "new_content": "First name: Brad", "request_heartbeat": True}}],
+           "function_call": None, "repairs": [], "error": None}
+
+
+def test_accept_in_memgpt_shape_then_result_then_user_turn_renders_with_the_wrapper():
+    conv = workbench.accept_call(EXAMPLE, REPLACE, "chatml")
+    turn = json.loads(conv)["messages"][-1]
+    assert turn["role"] == "assistant" and turn["content"] == "He says his name is Brad. Fix it."
+    assert turn["function_call"]["name"] == "core_memory_replace"
+    assert json.loads(turn["function_call"]["arguments"])["new_content"] == "First name: Brad"
+    assert workbench.pending_calls(conv) == ["core_memory_replace"]
+    canned = workbench.canned_result("core_memory_replace")
+    assert json.loads(canned)["status"] == "OK"
+    conv = workbench.add_function_result(conv, canned, "chatml")
+    assert json.loads(conv)["messages"][-1] == {"role": "function", "name": "core_memory_replace", "content": canned}
+    assert workbench.pending_calls(conv) == []
+    conv = workbench.add_user_message(conv, "Thanks!", "chatml")
+    assert json.loads(json.loads(conv)["messages"][-1]["content"])["type"] == "user_message"
+    prompt, status = page.preview("chatml", page.wrapper_view("chatml")[0], conv)
+    assert status.startswith("✅")
+    assert '"new_content": "First name: Brad"' in prompt and "FUNCTION RETURN:" in prompt and '"message": "Thanks!"' in prompt
+
+
+def test_accept_in_openai_tool_calls_shape_for_native_wrappers():
+    parallel = {**REPLACE, "content": "Fixing.", "tool_calls": REPLACE["tool_calls"] * 2}
+    conv = workbench.accept_call(EXAMPLE, parallel, "hermes-2-pro")
+    turn = json.loads(conv)["messages"][-1]
+    assert turn["content"] == "Fixing." and len(turn["tool_calls"]) == 2
+    assert isinstance(turn["tool_calls"][0]["function"]["arguments"], str)
+    conv = workbench.add_function_result(conv, '{"ok": true}', "hermes-2-pro")
+    last = json.loads(conv)["messages"][-1]
+    assert last["role"] == "tool" and last["tool_call_id"] == turn["tool_calls"][0]["id"]
+    assert len(workbench.pending_calls(conv)) == 1
+    prompt, status = page.preview("hermes-2-pro", page.wrapper_view("hermes-2-pro")[0], conv)
+    assert status.startswith("✅") and "<tool_call>" in prompt and "<tool_response>" in prompt
+
+
+def test_nothing_to_accept_or_answer_is_a_sentence():
+    with pytest.raises(ConversationError, match="generate one first"):
+        workbench.accept_call(EXAMPLE, None, "chatml")
+    unparsed = {"content": None, "inner_thoughts": None, "tool_calls": [], "error": {"message": "x", "position": 0}}
+    conv = workbench.accept_call(EXAMPLE, unparsed, "hermes-2-pro", raw="  I could not decide.  ")
+    assert json.loads(conv)["messages"][-1] == {"role": "assistant", "content": "I could not decide."}
+    with pytest.raises(ConversationError, match="no call is waiting"):
+        workbench.add_function_result(EXAMPLE, "x", "chatml")
+
+
+def test_chat_view_reads_like_memgpts_console():
+    conv = workbench.accept_call(EXAMPLE, REPLACE, "chatml")
+    conv = workbench.accept_call(conv, {**REPLACE, "inner_thoughts": "Now apologise.",
+                                        "tool_calls": [{"name": "send_message", "arguments": {"message": "Sorry, Brad!"}}]}, "chatml")
+    view = workbench.chat_view(conv, "chatml")
+    texts = [m["content"] for m in view]
+    assert "💭 He says his name is Brad. Fix it." in texts
+    change = next(m for m in view if m.get("metadata", {}).get("title") == "⚡🧠 core_memory_replace")
+    assert change["content"].startswith("human: First name: Chad → First name: Brad")
+    assert "🤖 Sorry, Brad!" in texts
+    assert view[1] == {"role": "user", "content": "My name is Brad, not Chad. You keep getting that wrong!"}
+
+
+def test_session_round_trip_keeps_everything_but_api_keys():
+    per_panel = len(page.CONFIG_FIELDS)
+    controls = []
+    for n in range(2):
+        values = dict(zip(page.SLIDER_KEYS, [presets.NEUTRAL[k] for k in page.SLIDER_KEYS], strict=True))
+        controls += ["openai", f"http://127.0.0.1:80{n}", "m", "sk-secret", 30, "{}", "chatml", f"T{n}", "creative",
+                     *values.values(), '["x"]', ""]
+    state = page.session_state(EXAMPLE, '{"first_message": true}', "2024-07-26", 2, controls, per_panel)
+    text = workbench.session_file(state)
+    assert "sk-secret" not in text
+    back = page.restore_controls(workbench.load_session(text), per_panel)
+    assert back[:3] == [EXAMPLE, '{"first_message": true}', "2024-07-26"]
+    assert back[3 + 7] == "T0" and back[3 + per_panel + 7] == "T1" and back[3 + 3] == ""  # the key is gone
+    with pytest.raises(ConversationError, match="not a Prompt Format Playground session"):
+        workbench.load_session('{"a": 1}')
+
+
+def test_prompt_diff_points_at_the_first_difference_and_shows_whitespace():
+    segments, summary = page.prompt_diff("<|im_start|>user\nhi<|im_end|>", "<|im_start|>user\n hi<|im_end|>\n")
+    assert summary.startswith("first difference at line 2, column 1")
+    added = "".join(text for text, kind in segments if kind == "+")
+    assert "·" in added and "↵" in added
+    assert "identical" in page.prompt_diff("same", "same")[1]
+
+
+def test_stability_counts_parsed_and_expected_over_n_runs():
+    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml", page.wrapper_view("chatml")[0], "deterministic",
+                              [{**presets.NEUTRAL, "max_new_tokens": 6, "top_k": 1, "temperature": 0.0, "seed": 1}[k] for k in page.SLIDER_KEYS],
+                              "", "")
+    tallies = list(workbench.stability(config.request(EXAMPLE), 2, "send_message"))
+    assert [t["runs"] for t in tallies] == [1, 2]
+    assert tallies[-1]["distinct_outputs"] == 1  # greedy with a fixed seed repeats
+    assert tallies[-1]["parsed"] <= 2 and tallies[-1]["expected"] <= tallies[-1]["parsed"]
+
+
+def test_user_preset_save_load_delete(user_home):
+    values = [presets.NEUTRAL[k] for k in page.SLIDER_KEYS]
+    values[page.SLIDER_KEYS.index("temperature")] = 0.33
+    names, selected, status = page.save_preset("mine", values, "", "")
+    assert selected == "mine" and "mine" in names and status.startswith("✅")
+    assert presets.load("mine") == {"temperature": 0.33, "grammar": ""} or presets.load("mine") == {"temperature": 0.33}
+    assert page.preset_values("mine")[page.SLIDER_KEYS.index("temperature")] == 0.33
+    assert page.save_preset("deterministic", values, "", "")[2].startswith("❌")
+    names, selected, status = page.delete_preset("mine")
+    assert "mine" not in names and status.startswith("✅")
+    assert page.delete_preset("creative")[2].startswith("❌")
+
+
+def test_conversation_checks_still_apply():
+    Conversation.from_json(EXAMPLE)
+    assert workbench.chat_view("{not json", "chatml") == []
+
+
+def test_model_template_from_the_gguf_becomes_a_wrapper(user_home, model_path):
+    template, parser, notes, status = page.load_model_template(model_path, "", "smollm2-own")
+    assert status.startswith("✅") and "smollm2-own" in status
+    assert "<|im_start|>" in template and parser.startswith("`")
+    prompt, prompt_status = page.preview("smollm2-own", template, EXAMPLE)
+    assert prompt_status.startswith("✅") and prompt.startswith("<|im_start|>system\n")
+
+
+def test_model_template_needs_a_file_or_text(user_home):
+    assert page.load_model_template(None, "  ", "x")[3].startswith("❌")
+    _, parser, _, status = page.load_model_template(None, "{% for m in messages %}<tool_call>{{ m.content }}{% endfor %}", "pasted")
+    assert status.startswith("✅") and "hermes" in parser
