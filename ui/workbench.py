@@ -291,20 +291,20 @@ def build_workbench(startup: StartupConfig) -> gr.Blocks:
         gr.Markdown("## Prompt Format Playground\nOne conversation, side-by-side configurations: the exact prompt each "
                     "wrapper sends, the raw output and the parsed call. **Ctrl+Enter** runs every panel.")
         with gr.Row():
-            run_all = gr.Button("Run all panels", variant="primary", elem_id="run-all", scale=2)
-            stop_all = gr.Button("Stop all", variant="stop", scale=1, elem_id="stop-all")
-            add_panel = gr.Button("Add panel", scale=1, elem_id="add-panel")
-            remove_panel = gr.Button("Remove last panel", scale=1, elem_id="remove-panel")
+            run_all = gr.Button("Run all panels", variant="primary", elem_id="run-all", scale=2, size="md")
+            stop_all = gr.Button("Stop all", variant="stop", scale=1, elem_id="stop-all", size="md")
+            add_panel = gr.Button("Add panel", scale=1, elem_id="add-panel", size="md")
+            remove_panel = gr.Button("Remove last panel", scale=1, elem_id="remove-panel", size="md")
         panel_count = gr.State(START_PANELS)
         with gr.Tabs():
             with gr.Tab("Workbench", id="workbench"):
                 with gr.Accordion("Conversation", open=True):
                     with gr.Row(equal_height=False):
                         with gr.Column(scale=1, min_width=360):
-                            chat = gr.Chatbot(workbench.chat_view(example, startup.wrapper), label="Chat view", height=380,
+                            chat = gr.Chatbot(workbench.chat_view(example, startup.wrapper), label="Chat view", height=300,
                                               elem_id="chat", buttons=["copy"])
                         with gr.Column(scale=1, min_width=360):
-                            conversation = gr.Code(example, language="json", interactive=True, lines=14, max_lines=30,
+                            conversation = gr.Code(example, language="json", interactive=True, lines=10, max_lines=30,
                                                    label="Messages and functions (OpenAI shape, editable)", elem_id="conversation")
                             with gr.Row():
                                 variables = gr.Code("", language="json", lines=1, label='Template variables, e.g. {"first_message": true}')
