@@ -1,71 +1,170 @@
-"""`openai`: any server with the legacy OpenAI completions endpoint, `POST /v1/completions`.
+"""The OpenAI-completions family: `POST /v1/completions`, SSE, `data: [DONE]` (or EOF, for old servers).
 
-Only the fields the OpenAI spec defines are mapped; samplers it lacks (top_k, min_p, ...) are listed
-as ignored in the page, and can still be sent through the extra-fields object.
+`openai` maps only the fields the OpenAI spec defines; `webui`, `vllm` and `lmstudio` add their own
+sampling fields, tokenizers, constraints and abort endpoints. Samplers a type lacks are listed as
+ignored in the page and can still be sent through the extra-fields object.
 """
 
 from __future__ import annotations
 
-from .base import BackendError, Clock, Completion, HttpBackend, MAX_OUTPUT_CHARS, Stream
+from .base import (BackendError, Completion, HttpBackend, Stream, TextCollector, merge, map_params,
+                   normalize_finish, stopped_midway, tokens_from_openai_logprobs)
+
+OPENAI_PARAMS = {
+    "max_new_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "seed": "seed",
+    "stop": "stop",
+}
 
 
 class OpenAICompletions(HttpBackend):
     type = "openai"
     label = "OpenAI-compatible /v1/completions"
     default_url = "http://127.0.0.1:8000"
-    params = {
-        "max_new_tokens": "max_tokens",
-        "temperature": "temperature",
-        "top_p": "top_p",
-        "presence_penalty": "presence_penalty",
-        "frequency_penalty": "frequency_penalty",
-        "seed": "seed",
-        "stop": "stop",
-    }
+    completion_path = "/v1/completions"
+    params = OPENAI_PARAMS
+    caps = {"usage": "server (usage)", "probabilities": True, "model_list": True}
+    needs_model = False  # vLLM needs the served name; most others accept anything
 
     def body(self, prompt: str, params: dict) -> dict:
-        body = {"model": self.settings.model or self.default_model(), "prompt": prompt}
-        for key, field in self.params.items():
-            if key in params:
-                body[field] = params[key]
+        body = {"model": self.model_name(), "prompt": prompt, **map_params(self.params, params)}
         if body.get("seed", 0) < 0:
             del body["seed"]  # -1 means "random": leave it to the server
-        body.update(self.settings.extra)
+        if self.settings.probabilities > 0:
+            body["logprobs"] = self.settings.probabilities
         body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
+        body["stream_options"] = {"include_usage": True}  # the usage chunk before [DONE]
+        merge(body, self.settings.extra)
+        body["stream"] = True  # the client reads a stream, whatever the extra fields say
         return body
 
-    def default_model(self) -> str:
-        return "local-model"  # most local servers ignore it; vLLM and others need the real name
+    def model_name(self) -> str:
+        if self.settings.model:
+            return self.settings.model
+        if self.needs_model:
+            return self.only_model()
+        return "local-model"  # most local servers ignore it
 
-    def stream(self, prompt: str, params: dict) -> Stream:
+    def only_model(self) -> str:
+        names = self.models()
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise BackendError(f"{self.base_url} lists no models: load one on the server, or set the model name")
+        raise BackendError(f"{self.base_url} serves several models ({', '.join(names[:10])}): choose one in the model field")
+
+    def generate(self, prompt: str, params: dict) -> Stream:
         body = self.body(prompt, params)
-        url = self.base_url + "/v1/completions"
-        clock = Clock()
-        text, finish, usage, last = [], None, {}, None
-        size = 0
-        for event, _ in self.post_sse("/v1/completions", body):
+        url = self.base_url + self.completion_path
+        out = TextCollector(url)
+        self.last_request = self.record("POST", url, body)
+        finish, usage, last, tokens, ended = None, {}, None, [], False
+        for event in self.post_lines(self.completion_path, body):
             last = event
             if event.get("usage"):
                 usage = {k: event["usage"].get(k) for k in ("prompt_tokens", "completion_tokens")}
             for choice in event.get("choices") or []:
-                delta = choice.get("text") or ""
-                if delta:
-                    clock.tick()
-                    size += len(delta)
-                    if size > MAX_OUTPUT_CHARS:
-                        raise BackendError(f"{url} sent more than {MAX_OUTPUT_CHARS:,} characters; stopped reading")
-                    text.append(delta)
-                    yield delta
-                finish = choice.get("finish_reason") or finish
-        yield Completion(text="".join(text), finish_reason=finish, usage=usage,
-                         request=self.record("POST", url, body), response=last, timings=clock.timings())
+                shown = out.add(choice.get("text") or "")
+                if shown:
+                    yield shown
+                if choice.get("logprobs"):
+                    tokens.extend(tokens_from_openai_logprobs(choice["logprobs"]))
+                if choice.get("finish_reason") not in (None, "null"):
+                    finish, ended = choice["finish_reason"], True
+        notes = []
+        if not ended and not self.saw_done:  # EOF with neither a finish_reason nor [DONE]: the stream broke off
+            raise stopped_midway(url, out.text, "finish_reason or [DONE]")
+        if not ended:
+            notes.append(f"{url} ended the stream with [DONE] but no finish_reason: the generation may have been "
+                         "interrupted (llama_cpp.server interrupts a stream when another request arrives)")
+        source = "server" if usage else ""
+        if not usage:
+            usage, source = self.count_usage(prompt, out.text)
+        yield Completion(text=out.text, finish_reason=normalize_finish(finish), finish_raw=finish, usage=usage,
+                         usage_source=source, tokens=tokens if self.settings.probabilities > 0 else None,
+                         request=self.record("POST", url, body), response=last, timings=out.clock.timings(),
+                         notes=notes)
+
+    def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
+        """Token counts from the server's tokenizer when the stream had no usage; never guessed."""
+        return {}, ""
 
     def models(self) -> list[str]:
         data = self.get_json("/v1/models")
         return [m.get("id", "") for m in data.get("data", [])] if isinstance(data, dict) else []
 
+
+class LMStudio(OpenAICompletions):
+    """LM Studio's raw-prompt endpoint: OpenAI fields plus its documented top_k and repeat_penalty."""
+
+    type = "lmstudio"
+    label = "LM Studio /v1/completions"
+    default_url = "http://127.0.0.1:1234"
+    params = {**OPENAI_PARAMS, "top_k": "top_k", "repetition_penalty": "repeat_penalty"}
+
+
+class VLLM(OpenAICompletions):
+    """vLLM: its sampling extras, structured outputs, `/tokenize`, and a model name it checks."""
+
+    type = "vllm"
+    label = "vLLM /v1/completions"
+    default_url = "http://127.0.0.1:8000"
+    needs_model = True
+    params = {**OPENAI_PARAMS, "top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty",
+              "grammar": "structured_outputs.grammar", "json_schema": "structured_outputs.json"}
+    caps = {**OpenAICompletions.caps, "usage": "server (usage); else /tokenize", "tokenize": True}
+
+    def body(self, prompt: str, params: dict) -> dict:
+        body = super().body(prompt, params)
+        so = body.get("structured_outputs") or {}
+        if "grammar" in so and "json" in so:  # only one constraint at a time: the JSON schema wins
+            del so["grammar"]
+        return body
+
+    def tokenize(self, text: str) -> list[dict]:
+        data = self.post_json("/tokenize", {"model": self.model_name(), "prompt": text, "add_special_tokens": False,
+                                            "return_token_strs": True})
+        ids = data.get("tokens") or []
+        strs = data.get("token_strs") or [None] * len(ids)
+        return [{"id": i, "piece": p} for i, p in zip(ids, strs, strict=False)]
+
+    def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
+        model = self.model_name()
+        counts = [self.post_json("/tokenize", {"model": model, "prompt": t, "add_special_tokens": add}).get("count")
+                  for t, add in ((prompt, True), (text, False))]
+        return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/tokenize"
+
+
+class WebUI(OpenAICompletions):
+    """text-generation-webui's OpenAI-compatible API: its extra samplers, grammar_string, internal endpoints."""
+
+    type = "webui"
+    label = "text-generation-webui (OpenAI API)"
+    default_url = "http://127.0.0.1:5000"
+    abort_path = "/v1/internal/stop-generation"
+    params = {**OPENAI_PARAMS, "top_k": "top_k", "min_p": "min_p", "typical_p": "typical_p",
+              "repetition_penalty": "repetition_penalty", "grammar": "grammar_string"}
+    caps = {**OpenAICompletions.caps, "abort": "close + /v1/internal/stop-generation",
+            "usage": "server (usage); else /v1/internal/token-count", "tokenize": True, "model_list": False}
+
+    def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
+        counts = [self.post_json("/v1/internal/token-count", {"text": t}).get("length") for t in (prompt, text)]
+        return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/v1/internal/token-count"
+
+    def tokenize(self, text: str) -> list[dict]:
+        ids = self.post_json("/v1/internal/encode", {"text": text}).get("tokens") or []
+        pieces = [self.post_json("/v1/internal/decode", {"tokens": [i]}).get("text") for i in ids[:512]]
+        return [{"id": i, "piece": pieces[n] if n < len(pieces) else None} for n, i in enumerate(ids)]
+
+    def model_info(self) -> dict:
+        data = self.get_json("/v1/internal/model/info")
+        return {"name": data.get("model_name"), "chat_template": None,
+                "source": "text-generation-webui /v1/internal/model/info (no template endpoint)"}
+
     def check(self) -> str:
-        names = self.models()
-        listed = f"; models: {', '.join(names)}" if names else ""
-        return f"connected to {self.base_url}{listed}"
+        name = self.model_info()["name"]
+        return f"connected to {self.base_url}; model: {name or 'none loaded'}"

@@ -4,8 +4,10 @@ without it. Errors print one sentence to stderr and exit with status 2."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
+from urllib.parse import urlsplit
 
 import backends
 import parsers
@@ -45,6 +47,14 @@ def _parser(defaults: config.StartupConfig) -> argparse.ArgumentParser:
     p.add_argument("--preset", default=defaults.preset, help="sampling preset selected at start (default: %(default)s)")
     p.add_argument("--host", default=defaults.host, help="address to serve on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=defaults.port, help="port to serve on (default: %(default)s)")
+    p.add_argument("--share", action="store_true", help="also serve through a public Gradio share link (needs --auth)")
+    p.add_argument("--auth", metavar="USER:PASS", type=_auth,
+                   help="require this user name and password on the page and the API (needed with a non-loopback --host or --share)")
+    p.add_argument(RISK_FLAG, action="store_true",
+                   help="serve on a non-loopback --host or with --share WITHOUT --auth: anyone who reaches the page "
+                        "can make this machine send requests anywhere through the backend URL field")
+    p.add_argument("--allow-backend", action="append", default=[], metavar="HOST[:PORT]",
+                   help="only let backend requests go to these hosts (repeatable); the start-up --backend-url is always allowed")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("render", help="print the prompt a wrapper makes of a conversation, exactly")
@@ -73,6 +83,57 @@ def _parser(defaults: config.StartupConfig) -> argparse.ArgumentParser:
 
     sub.add_parser("wrappers", help="list wrapper names")
     return p
+
+
+RISK_FLAG = "--expose-without-auth"
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def _auth(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise argparse.ArgumentTypeError("give --auth as USER:PASS, both non-empty")
+    return user, password
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    host = (host or "").strip().strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other name may resolve to a reachable address
+
+
+def exposure_problem(args: argparse.Namespace) -> str | None:
+    """The sentence refusing to serve where others can reach the page without a password, or None."""
+    exposed = []
+    if not is_loopback(args.host):
+        exposed.append(f"on {args.host}")
+    if getattr(args, "share", False):
+        exposed.append("through a public share link")
+    if not exposed or getattr(args, "auth", None) or getattr(args, "expose_without_auth", False):
+        return None
+    return (f"refusing to serve {' and '.join(exposed)} without --auth USER:PASS: anyone who can reach the page could "
+            "use it, and its backend URL field lets a visitor make this machine send requests to any address it can "
+            "reach, your local network included. Add --auth USER:PASS (and --allow-backend HOST[:PORT] to limit where "
+            f"requests go), or pass {RISK_FLAG} if you accept that risk.")
+
+
+def allowed_backends(args: argparse.Namespace) -> list[str] | None:
+    """The hosts backend requests may reach, or None for anywhere (no --allow-backend given)."""
+    hosts = [h.strip() for h in getattr(args, "allow_backend", None) or [] if h.strip()]
+    if not hosts:
+        return None
+    url = getattr(args, "backend_url", "") or ""
+    if url:  # the operator's own start-up backend is always allowed
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            hosts.append(f"{parts.hostname}:{port}")
+    return hosts
 
 
 def _read_text(path: str, what: str) -> str:
@@ -118,7 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     defaults = config.from_environment()
     args = _parser(defaults).parse_args(argv)
     try:
+        hosts = allowed_backends(args)
+        if hosts is not None:
+            backends.set_allowed_hosts(hosts)
         if args.command is None:
+            problem = exposure_problem(args)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 2
             backends.create(args.backend_type, settings())  # a wrong type stops here, before serving
             from ui.page import serve  # Gradio loads only to serve the page
 

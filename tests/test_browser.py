@@ -212,3 +212,29 @@ def test_model_template_from_gguf_loads_as_a_wrapper_and_renders(page, model_pat
     page.get_by_role("tab", name="Workbench").click()
     pick(page, "wrapper-1", "smollm2-browser")
     wait_value(page, "#prompt-1 textarea", "v.startsWith('<|im_start|>system') && v.endsWith('<|im_start|>assistant\\n')")
+
+
+def test_token_view_shows_probabilities_and_alternatives(page):
+    open_section(page, 1, "Backend")
+    probabilities = page.locator("#probabilities-1 input")
+    probabilities.fill("3")
+    probabilities.press("Enter")
+    open_section(page, 1, "Sampling parameters")
+    tokens = page.locator("#max-new-tokens-1 input[type=number]")
+    tokens.fill("12")
+    tokens.press("Enter")
+    page.click("#generate-1")
+    wait_text(page, "#run-status-1", "Done")
+    open_section(page, 1, "Tokens")
+    heat = page.locator("#heatmap-1")
+    heat.scroll_into_view_if_needed()
+    heat.locator(".score-token").first.click()
+    wait_text(page, "#alternatives-1", "✓", timeout=10000)
+    page.click("#tokenize-1")
+    wait_text(page, "#tokens-summary-1", "tokens, as embedded tokenizes them", timeout=30000)
+    heat.scroll_into_view_if_needed()
+    scroll = page.evaluate("() => window.scrollY")  # bounding boxes are viewport-relative, full-page clips are not
+    top, bottom = heat.bounding_box(), page.locator("#prompt-tokens-1").bounding_box()
+    page.screenshot(path=str(ROOT / "docs" / "tokens.png"), full_page=True,
+                    clip={"x": top["x"], "y": top["y"] + scroll, "width": top["width"],
+                          "height": bottom["y"] + min(bottom["height"], 240) - top["y"]})

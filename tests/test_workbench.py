@@ -77,7 +77,7 @@ def test_session_round_trip_keeps_everything_but_api_keys():
     for n in range(2):
         values = dict(zip(page.SLIDER_KEYS, [presets.NEUTRAL[k] for k in page.SLIDER_KEYS], strict=True))
         controls += ["openai", f"http://127.0.0.1:80{n}", "m", "sk-secret", 30, "{}", "chatml", f"T{n}", "creative",
-                     *values.values(), '["x"]', ""]
+                     *values.values(), '["x"]', "", 0]
     state = page.session_state(EXAMPLE, '{"first_message": true}', "2024-07-26", 2, controls, per_panel)
     text = workbench.session_file(state)
     assert "sk-secret" not in text
@@ -136,3 +136,33 @@ def test_model_template_needs_a_file_or_text(user_home):
     assert page.load_model_template(None, "  ", "x")[3].startswith("❌")
     _, parser, _, status = page.load_model_template(None, "{% for m in messages %}<tool_call>{{ m.content }}{% endfor %}", "pasted")
     assert status.startswith("✅") and "hermes" in parser
+
+
+def _embedded(probabilities=0, **values):
+    sliders = [{**presets.NEUTRAL, "max_new_tokens": 5, "top_k": 1, "temperature": 0.0, **values}[k] for k in page.SLIDER_KEYS]
+    return page.PanelConfig("embedded", "", "", "", 60, "", "chatml", page.wrapper_view("chatml")[0], "deterministic",
+                            sliders, "", "", probabilities)
+
+
+def test_token_view_heatmap_and_alternatives_from_a_real_generation():
+    *_, (raw, parsed, request, status, record) = page.run_generation(_embedded(probabilities=3), EXAMPLE)
+    tokens = record["tokens"]
+    assert len(tokens) >= 1 and "".join(t["token"] for t in tokens) == raw
+    spans = page.token_heatmap(tokens)
+    assert [text for text, _ in spans] == [t["token"] for t in tokens] and all(0 <= score <= 1 for _, score in spans)
+    rows, caption = page.token_alternatives(tokens, 0)
+    assert 1 <= len(rows) <= 3 and rows[0][3] == "✓"  # greedy: the chosen token is the likeliest
+    assert caption.startswith("Token 1:")
+    assert page.token_alternatives(tokens, 999)[0] == []
+
+
+def test_prompt_tokens_and_the_models_own_template_from_the_embedded_backend():
+    rows, summary = page.prompt_tokens(_embedded(), EXAMPLE)
+    assert rows[0][2] == repr("<|im_start|>") and "tokens, as embedded tokenizes them" in summary
+    template, status = page.server_template(_embedded())
+    assert status.startswith("✅") and "<|im_start|>" in template
+
+
+def test_detect_reports_nothing_listening():
+    kind, status = page.detect_backend("http://127.0.0.1:9")
+    assert kind is None and status.startswith("❌")

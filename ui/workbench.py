@@ -89,6 +89,16 @@ class Panel:
     stability: gr.Button
     stability_status: gr.Markdown
     column_visible: gr.State  # whether Run all includes this panel
+    detect: gr.Button
+    fetch_template: gr.Button
+    server_template: gr.Code
+    use_server_template: gr.Button
+    heatmap: gr.HighlightedText
+    alternatives_caption: gr.Markdown
+    alternatives: gr.Dataframe
+    tokenize: gr.Button
+    tokens_summary: gr.Markdown
+    prompt_token_table: gr.Dataframe
 
 
 def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> Panel:
@@ -101,15 +111,24 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
         with gr.Accordion("Backend", open=False):
             backend_type = gr.Dropdown(backends.names(), value=startup.backend_type, label="Type", elem_id=f"backend-type-{n}",
                                        info="embedded runs llama.cpp in this app; the others talk to your server.")
-            url = gr.Textbox(startup.backend_url, label="URL", placeholder=url_hint, elem_id=f"backend-url-{n}",
-                             info="The server's address as it prints it, e.g. http://127.0.0.1:8080.")
+            with gr.Row():
+                url = gr.Textbox(startup.backend_url, label="URL", placeholder=url_hint, elem_id=f"backend-url-{n}", scale=4,
+                                 info="The server's address as it prints it, e.g. http://127.0.0.1:8080.")
+                detect = gr.Button("Detect type", size="sm", scale=1, elem_id=f"detect-{n}")
             model = gr.Dropdown([], value=startup.backend_model or None, allow_custom_value=True, label="Model",
                                 info="Filled from the server's list by Check; a GGUF path for embedded.")
             with gr.Row():
                 api_key = gr.Textbox("", type="password", label="API key", info="Sent as a bearer token; never shown or saved.")
                 timeout = gr.Number(120, label="Timeout (s)", minimum=1, maximum=3600, info="How long to wait for the server's next byte.")
-            check = gr.Button("Check connection", size="sm")
+            probabilities = gr.Number(0, label="Token probabilities", minimum=0, maximum=20, precision=0, elem_id=f"probabilities-{n}",
+                                      info="Alternatives to ask for per output token (0 = off); shown under Tokens.")
+            with gr.Row():
+                check = gr.Button("Check connection", size="sm")
+                fetch_template = gr.Button("Server's chat template", size="sm", elem_id=f"server-template-{n}")
             backend_status = gr.Markdown(ignored0, elem_id=f"backend-status-{n}")
+            server_template = gr.Code("", language="jinja2", interactive=False, visible=False, lines=6, max_lines=16,
+                                      label="The loaded model's own chat template", elem_id=f"server-template-view-{n}")
+            use_server_template = gr.Button("Load this template as a wrapper", size="sm", visible=False)
         with gr.Accordion("Wrapper", open=True):
             wrapper = gr.Dropdown(wrappers.names(), value=wrapper_name, label="Wrapper", elem_id=f"wrapper-{n}",
                                   info="The prompt format: a Jinja template plus the parser for the model's answer.")
@@ -155,6 +174,14 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
         parsed = gr.JSON(label="Parsed call", open=True, elem_id=f"parsed-{n}")
         with gr.Accordion("Request sent", open=False):
             request = gr.JSON(label="Exact request (secrets masked)", open=True, elem_id=f"request-{n}")
+        with gr.Accordion("Tokens", open=False):
+            heatmap = gr.HighlightedText(label="Output tokens (redder = less likely; click one for its alternatives)",
+                                         show_legend=False, combine_adjacent=False, elem_id=f"heatmap-{n}")
+            alternatives_caption = gr.Markdown("Set Token probabilities above 0 under Backend, then generate.")
+            alternatives = gr.Dataframe(headers=["token", "logprob", "p", "chosen"], interactive=False, elem_id=f"alternatives-{n}")
+            tokenize = gr.Button("Tokenize the prompt", size="sm", elem_id=f"tokenize-{n}")
+            tokens_summary = gr.Markdown("", elem_id=f"tokens-summary-{n}")
+            prompt_token_table = gr.Dataframe(headers=["#", "id", "piece"], interactive=False, max_height=300, elem_id=f"prompt-tokens-{n}")
         with gr.Accordion("Same seed, N runs", open=False):
             with gr.Row():
                 runs = gr.Number(5, label="Runs", minimum=1, maximum=100, precision=0, info="How many generations.")
@@ -164,11 +191,13 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
             stability_status = gr.Markdown("", elem_id=f"stability-status-{n}")
         last_run = gr.State(None)
     column_visible = gr.State(visible)
-    config = [backend_type, url, model, api_key, timeout, extra, wrapper, template, preset, *values, stop, grammar]
+    config = [backend_type, url, model, api_key, timeout, extra, wrapper, template, preset, *values, stop, grammar, probabilities]
     return Panel(i, column, config, backend_type, url, model, api_key, timeout, check, backend_status, wrapper, wrapper_info,
                  template, save_name, save, save_status, preset, preset_name, preset_save, preset_delete, preset_restore,
                  neutralize, preset_status, values, stop, grammar, extra, prompt, prompt_status, show_ws, generate, stop_btn,
-                 run_status, raw, parsed, request, last_run, runs, expected, stability, stability_status, column_visible)
+                 run_status, raw, parsed, request, last_run, runs, expected, stability, stability_status, column_visible,
+                 detect, fetch_template, server_template, use_server_template, heatmap, alternatives_caption, alternatives,
+                 tokenize, tokens_summary, prompt_token_table)
 
 
 def _private(**kw) -> dict:
@@ -223,7 +252,7 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
         url, ignored = page.backend_defaults(kind)
         return gr.Textbox(placeholder=url), ignored
 
-    p.backend_type.change(picked_type, [p.backend_type], [p.url, p.backend_status], queue=False, **_private())
+    p.backend_type.input(picked_type, [p.backend_type], [p.url, p.backend_status], queue=False, **_private())
 
     def checked(kind, url, model, key, secs):
         status, names = page.check_backend(kind, url, model, key, secs)
@@ -241,20 +270,54 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
             if record is not None:
                 record = {**record, "panel": p.index + 1}
                 _history.add(request.session_hash, record)
-            yield raw, parsed, sent, status, record if record is not None else gr.skip()
+            if record is not None:
+                yield raw, parsed, sent, status, record, page.token_heatmap(record.get("tokens"))
+            else:
+                yield raw, parsed, sent, status, gr.skip(), gr.skip()
 
     def refresh_history(request: gr.Request):
         # a plain event, not the streams: concurrent streams send diffs that must not share an output
         return _history_table(_history.runs(request.session_hash))
 
     run_inputs = [p.column_visible, conversation, variables, now, *p.config]
-    run_outputs = [p.raw, p.parsed, p.request, p.run_status, p.last_run]
+    run_outputs = [p.raw, p.parsed, p.request, p.run_status, p.last_run, p.heatmap]
     own = p.generate.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private())
     together = run_all.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private())
     for event in (own, together):
         event.then(refresh_history, None, [history_table], queue=False, show_progress="hidden", **_private())
     p.stop_btn.click(lambda: "⏹ Stopped: the request was aborted; the output so far is kept.", None, [p.run_status],
                      cancels=[own, together], queue=False, **_private())
+
+    def alternatives_for(record, event: gr.SelectData):
+        return page.token_alternatives((record or {}).get("tokens"), event.index if isinstance(event.index, int) else event.index[0])
+
+    p.heatmap.select(alternatives_for, [p.last_run], [p.alternatives, p.alternatives_caption], **_private())
+
+    def tokenized(conv, var, day, *controls):
+        return page.prompt_tokens(page.PanelConfig.from_controls(list(controls)), conv, var, day)
+
+    p.tokenize.click(tokenized, [conversation, variables, now, *p.config], [p.prompt_token_table, p.tokens_summary],
+                     show_progress="minimal", **_private())
+
+    def detected(url):
+        kind, status = page.detect_backend(url)
+        return (kind or gr.skip()), status
+
+    p.detect.click(detected, [p.url], [p.backend_type, p.backend_status], show_progress="minimal", **_private())
+
+    def fetched(*controls):
+        template, status = page.server_template(page.PanelConfig.from_controls(list(controls)))
+        return gr.Code(template, visible=bool(template)), gr.Button(visible=bool(template)), status
+
+    p.fetch_template.click(fetched, p.config, [p.server_template, p.use_server_template, p.backend_status],
+                           show_progress="minimal", **_private())
+
+    def adopted(template, kind):
+        _, parser, _, status = page.load_model_template(None, template, f"{kind}-server-template")
+        names = wrappers.names()
+        return status + (f" Suggested parser: {parser}" if parser else ""), gr.Dropdown(choices=names)
+
+    p.use_server_template.click(adopted, [p.server_template, p.backend_type], [p.backend_status, p.wrapper], **_private())
 
     def stable(runs, expected, conv, var, day, *controls):
         config = page.PanelConfig.from_controls(list(controls))

@@ -1,0 +1,132 @@
+"""Shared by the bench scripts: the machine, free ports, waiting for a server, RSS, the test conversation."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def header(title: str) -> None:
+    print(f"# {title}\nmachine: {machine()}\n", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float, process: subprocess.Popen | None = None, interval: float = 0.05) -> float:
+    """Poll `url` until it answers below 500; returns the moment (perf_counter) it did."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return time.perf_counter()
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{url} did not answer within {seconds} s")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux): less sensitive to a busy machine than wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def start_llama_server(port: int, log_path: str = "/tmp/bench-llama-server.log", queue: bool = False) -> subprocess.Popen:
+    """llama-cpp-python's OpenAI-compatible server with the SmolLM2 GGUF, on loopback. By default a new
+    request interrupts the one streaming (its `interrupt_requests`); `queue=True` makes them wait instead."""
+    from backends.embedded import default_model_path
+
+    log = open(log_path, "w")
+    return subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", default_model_path(), "--host",
+                             "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2",
+                             *(["--interrupt_requests", "False"] if queue else [])],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_app(port: int, *extra: str, log_path: str = "/tmp/bench-app.log") -> subprocess.Popen:
+    log = open(log_path, "w")
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    return subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def conversation(messages: int = 50, functions: int = 10) -> dict:
+    """A `messages`-message conversation (system, user/assistant turns with function calls and
+    results) and `functions` JSON-schema functions: the render benchmark's input."""
+    fns = [{"name": f"tool_{i}", "description": f"Tool number {i}: does thing {i} for the user.",
+            "parameters": {"type": "object", "properties": {
+                "query": {"type": "string", "description": "what to look up"},
+                "limit": {"type": "integer", "description": "how many results"},
+                "inner_thoughts": {"type": "string", "description": "private reasoning"}},
+                "required": ["query"]}} for i in range(functions)]
+    msgs = [{"role": "system", "content": "You are MemGPT, a helpful assistant with tools. " * 5}]
+    i = 0
+    while len(msgs) < messages:
+        if i % 3 == 2:
+            msgs.append({"role": "assistant", "content": f"Let me call tool {i % functions}.",
+                         "function_call": {"name": f"tool_{i % functions}", "arguments": json.dumps({"query": f"q{i}", "limit": 3})}})
+            if len(msgs) < messages:
+                msgs.append({"role": "function", "name": f"tool_{i % functions}", "content": json.dumps({"status": "OK", "result": [f"r{i}"] * 3})})
+        else:
+            msgs.append({"role": "user" if i % 3 == 0 else "assistant", "content": f"Message {i}: " + "some words here " * 12})
+        i += 1
+    if msgs[-1]["role"] != "user":
+        msgs[-1] = {"role": "user", "content": "And now?"}
+    return {"messages": msgs[:messages], "functions": fns}

@@ -1,0 +1,232 @@
+"""Render and parse speed.
+
+- Render: a 50-message conversation with 10 functions, with every built-in wrapper: median ms per
+  render (compiled templates cached, as in the app). Target: <= 2 ms median for every wrapper.
+- Parse: the dev corpus (tests/fixtures/parsers/dev_corpus.jsonl) parsed per format on one core:
+  outputs per second. Target: >= 5,000 outputs/s per format.
+- MemGPT: its own wrapper code (pymemgpt 0.3.x, downloaded into a temporary folder, never installed
+  into the project) on the same conversation and MemGPT's raw outputs, beside ours.
+
+    python bench/render_parse.py [--repeat 200] [--no-memgpt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import zipfile
+
+from _common import ROOT, conversation, header, median_ms
+
+import parsers  # noqa: E402
+import wrappers  # noqa: E402
+from parsers import ParseContext  # noqa: E402
+from playground.conversation import Conversation  # noqa: E402
+from wrappers.render import TemplateError  # noqa: E402
+
+RENDER_TARGET_MS = 2.0
+PARSE_TARGET = 5000
+
+
+def variants(data: dict):
+    """The conversation as is, then simpler shapes for templates that refuse some roles."""
+    yield "full", data
+    plain = [m for m in data["messages"] if m["role"] in ("system", "user", "assistant") and "function_call" not in m]
+    alternating, want = [plain[0]], "user"
+    for m in plain[1:]:
+        if m["role"] == want:
+            alternating.append(m)
+            want = "assistant" if want == "user" else "user"
+    yield "user/assistant only", {**data, "messages": alternating}
+    merged = [{"role": "user", "content": alternating[0]["content"] + "\n\n" + alternating[1]["content"]}, *alternating[2:]]
+    yield "system merged into user", {**data, "messages": merged}
+    yield "no functions", {**data, "messages": alternating, "functions": []}
+
+
+def bench_render(repeat: int) -> list[tuple[str, float, str, int]]:
+    data = conversation(50, 10)
+    rows = []
+    for name in wrappers.names():
+        w = wrappers.get(name)
+        if not getattr(w, "builtin", False):
+            continue
+        for label, shape in variants(data):  # noqa: B007  (label names the shape that rendered)
+            conv = Conversation.from_data(copy.deepcopy(shape))
+            try:
+                prompt = w.render(conv)
+                break
+            except TemplateError:
+                continue
+        else:
+            rows.append((name, float("nan"), "refuses every shape", 0))
+            continue
+        for _ in range(5):
+            w.render(conv)
+        samples = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            w.render(conv)
+            samples.append(time.perf_counter() - t)
+        rows.append((name, median_ms(samples), label, len(prompt)))
+    return rows
+
+
+def bench_parse(min_seconds: float = 0.3) -> list[tuple[str, int, float]]:
+    rows = [json.loads(line) for line in (ROOT / "tests/fixtures/parsers/dev_corpus.jsonl").read_text().splitlines() if line.strip()]
+    by_format: dict[str, list[str]] = {}
+    for r in rows:
+        by_format.setdefault(r["format"], []).append(r["raw"])
+    out = []
+    for fmt in sorted(by_format):
+        raws = by_format[fmt]
+        context = ParseContext()
+        count, start = 0, time.perf_counter()
+        while True:
+            for raw in raws:
+                parsers.parse(fmt, raw, context)
+            count += len(raws)
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds and count >= 200:
+                break
+        out.append((fmt, len(raws), count / elapsed))
+    return out
+
+
+# --- MemGPT's own code -----------------------------------------------------------------------------------
+
+MEMGPT_COMPARE = ["chatml", "chatml-noforce", "chatml-noforce-roles", "llama3", "airoboros-l2-70b-2.1",
+                  "dolphin-2.1-mistral-7b", "zephyr-7B"]
+
+
+def load_memgpt() -> tuple[dict | None, str]:
+    """MemGPT's wrapper classes from its 0.3.x wheel, without installing it or running its package __init__."""
+    folder = tempfile.mkdtemp(prefix="memgpt-wheel-")
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "pymemgpt==0.3.*", "-d", folder],
+                          capture_output=True, text=True, timeout=300)
+    wheels = glob.glob(os.path.join(folder, "pymemgpt-*.whl"))
+    if done.returncode != 0 or not wheels:
+        return None, f"pip download pymemgpt==0.3.* failed: {done.stderr.strip()[-300:]}"
+    with zipfile.ZipFile(wheels[0]) as z:
+        z.extractall(folder)
+    base = os.path.join(folder, "memgpt")
+    for pkg, path in (("memgpt", base), ("memgpt.local_llm", os.path.join(base, "local_llm")),
+                      ("memgpt.local_llm.llm_chat_completion_wrappers", os.path.join(base, "local_llm", "llm_chat_completion_wrappers"))):
+        module = types.ModuleType(pkg)  # skip the package __init__s: they pull in MemGPT's whole server
+        module.__path__ = [path]
+        sys.modules[pkg] = module
+    import importlib
+
+    spec = json.loads((ROOT / "tests/fixtures/memgpt/wrappers.json").read_text())["wrappers"]
+    classes = {}
+    for name in MEMGPT_COMPARE:
+        info = spec[name]
+        cls = getattr(importlib.import_module(info["module"]), info["class"])
+        obj = cls.__new__(cls)
+        try:
+            obj.__init__()
+        except TypeError:
+            pass
+        for k, v in info["instance_attrs"].items():
+            setattr(obj, k, v)
+        classes[name] = obj
+    return classes, os.path.basename(wheels[0])
+
+
+def _time_it(fn, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def _compare(theirs, ours, data: dict, raws: list[str], repeat: int) -> tuple:
+    """(our render ms, MemGPT's render ms or the error it raised, our parses/s, MemGPT's parses/s)."""
+    conv = Conversation.from_data(copy.deepcopy(data))
+    msgs, fns = data["messages"], data["functions"]
+    try:
+        theirs.chat_completion_to_prompt(msgs, fns)
+        their_render = median_ms(_time_it(lambda: theirs.chat_completion_to_prompt(msgs, fns), repeat))
+    except Exception as e:  # MemGPT's own bugs, e.g. zephyr.py uses JSON_LOADS_STRICT without importing it
+        their_render = type(e).__name__
+    our_render = median_ms(_time_it(lambda: ours.render(conv), repeat))
+
+    def their_parse():
+        for raw in raws:
+            try:
+                theirs.output_to_chat_completion_response(raw)
+            except Exception:  # noqa: BLE001  (MemGPT raises on outputs it cannot parse)
+                pass
+
+    def our_parse():
+        for raw in raws:
+            ours.parse(raw)
+
+    n = max(3, repeat // 20)
+    their_rate = len(raws) / (sum(_time_it(their_parse, n)) / n)
+    our_rate = len(raws) / (sum(_time_it(our_parse, n)) / n)
+    return our_render, their_render, our_rate, their_rate
+
+
+def bench_memgpt(repeat: int, memgpt: dict) -> list[tuple[str, float, float, float, float]]:
+    data = conversation(50, 10)
+    raws = list(json.loads((ROOT / "tests/fixtures/memgpt/raw_outputs.json").read_text()).values())
+    rows = []
+    for name, theirs in memgpt.items():
+        rows.append((name, *_compare(theirs, wrappers.get(name), copy.deepcopy(data), raws, repeat)))
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=200, help="renders per wrapper (default: %(default)s)")
+    ap.add_argument("--no-memgpt", action="store_true", help="skip downloading MemGPT's wrapper code")
+    args = ap.parse_args()
+    header("render and parse")
+
+    rows = bench_render(args.repeat)
+    print(f"## render: 50 messages, 10 functions, median of {args.repeat} (target <= {RENDER_TARGET_MS} ms)")
+    print(f"{'wrapper':50} {'median ms':>9}  {'chars':>7}  conversation shape")
+    for name, ms, label, size in rows:
+        flag = "" if ms <= RENDER_TARGET_MS else "  <-- over target"
+        print(f"{name:50} {ms:9.3f}  {size:7d}  {label}{flag}")
+    valid = [r[1] for r in rows if r[1] == r[1]]
+    print(f"wrappers: {len(rows)}; worst median {max(valid):.3f} ms; over target: "
+          f"{sum(1 for v in valid if v > RENDER_TARGET_MS)}\n")
+
+    parse_rows = bench_parse()
+    print(f"## parse: dev corpus per format, one core (target >= {PARSE_TARGET:,} outputs/s)")
+    print(f"{'format':28} {'outputs':>7} {'outputs/s':>10}")
+    for fmt, n, rate in parse_rows:
+        flag = "" if rate >= PARSE_TARGET else "  <-- under target"
+        print(f"{fmt:28} {n:7d} {rate:10,.0f}{flag}")
+    print(f"formats: {len(parse_rows)}; slowest {min(r[2] for r in parse_rows):,.0f} outputs/s\n")
+
+    if args.no_memgpt:
+        print("## MemGPT: skipped (--no-memgpt)")
+        return 0
+    memgpt, note = load_memgpt()
+    if memgpt is None:
+        print(f"## MemGPT: not measured: {note}")
+        return 0
+    print(f"## MemGPT's own wrapper code ({note}) vs ours, same input")
+    print(f"{'wrapper':26} {'render ms ours':>14} {'MemGPT':>8} {'parse/s ours':>13} {'MemGPT':>9}")
+    for name, ours_ms, theirs_ms, ours_rate, theirs_rate in bench_memgpt(args.repeat, memgpt):
+        theirs_text = f"{theirs_ms:8.3f}" if isinstance(theirs_ms, float) else f"{theirs_ms:>8}"
+        print(f"{name:26} {ours_ms:14.3f} {theirs_text} {ours_rate:13,.0f} {theirs_rate:9,.0f}")
+    print("(parse: MemGPT's tests/fixtures/memgpt/raw_outputs.json, with each wrapper's own parser; an error name in the\n"
+          " MemGPT column is what MemGPT's own code raised on this conversation, a bug of its own)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
