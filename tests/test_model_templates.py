@@ -106,7 +106,8 @@ PROMPTING_CONVERSATION = {
     ("gorilla_openfunctions_v2", [
         "You are helpful.\n### Instruction: <<question>>Weather in Paris?\n",
         '### Response: get_weather(city="Paris", days=[1, True, None])\n<<function_result>>{"temp": 21}\n',
-        '### Instruction: <<function>>[{"name": "get_weather", "description": "Get the weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]\n<<question>>And Zürich?\n### Response: ',
+        '### Instruction: <<function>>[{"name": "get_weather", "description": "Get the weather", "parameters": '
+        '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]\n<<question>>And Zürich?\n### Response: ',
     ]),
     ("xlam", [
         "make calls in a single JSON array",
