@@ -18,6 +18,7 @@ from parsers import UnknownParser
 from playground import config, flow
 from playground.conversation import Conversation, ConversationError
 from presets import PresetError
+from scoreboard.cli import add_score_command, run_score
 from wrappers import WrapperError
 from wrappers.render import TemplateError
 
@@ -82,6 +83,7 @@ def _parser(defaults: config.StartupConfig) -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default: %(default)s)")
 
     sub.add_parser("wrappers", help="list wrapper names")
+    add_score_command(sub)
     return p
 
 
@@ -170,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
             preset=args.preset or None, params=params,
             template=_read_text(args.template, "template") if args.template else None)
         print(json.dumps(flow.generate(request).to_dict(), indent=2, ensure_ascii=False))
+    elif args.command == "score":
+        return run_score(args)
     elif args.command == "wrappers":
         print("\n".join(wrappers.names()))
     return 0

@@ -238,3 +238,18 @@ def test_token_view_shows_probabilities_and_alternatives(page):
     page.screenshot(path=str(ROOT / "docs" / "tokens.png"), full_page=True,
                     clip={"x": top["x"], "y": top["y"] + scroll, "width": top["width"],
                           "height": bottom["y"] + min(bottom["height"], 240) - top["y"]})
+
+
+def test_scoreboard_runs_stops_and_opens_a_cell_in_the_workbench(page):
+    page.get_by_role("tab", name="Scoreboard").click()
+    page.get_by_label("on", exact=True).check()
+    page.click("#score-run")
+    wait_text(page, "#score-status", "2.[0-9]+ runs done", timeout=180000)
+    page.click("#score-stop")
+    wait_text(page, "#score-status", "stopped early", timeout=180000)
+    matrix = page.locator("#score-matrix")
+    assert "chatml" in matrix.inner_text()
+    matrix.get_by_text("chatml", exact=True).first.click()
+    page.get_by_role("tab", name="Workbench").click()
+    wait_value(page, "#raw-1 textarea", "v.length > 0", timeout=10000)
+    assert value(page, "#prompt-1 textarea").startswith("<|im_start|>system")

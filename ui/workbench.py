@@ -4,6 +4,7 @@ sessions. Layout and wiring only; every handler is a plain function of `playgrou
 from __future__ import annotations
 
 import tempfile
+import threading
 from dataclasses import dataclass
 
 import gradio as gr
@@ -11,7 +12,8 @@ import gradio as gr
 import backends
 import presets
 import wrappers
-from playground import page, workbench
+import scoreboard
+from playground import page, scoring, workbench
 from playground.config import StartupConfig
 from playground.conversation import EXAMPLE_PATH, ConversationError
 
@@ -341,6 +343,22 @@ def _tally_text(t: dict, total: int, expected: str) -> str:
 
 
 _history = workbench.RunHistory()
+_score_stops: dict[str, threading.Event] = {}  # session -> the Stop of its scoreboard run
+
+
+def _styled_matrix(rows: list[list]):
+    """The matrix with its percentage columns colour-scaled from red (0 %) to green (100 %)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=scoring.MATRIX_HEADERS)
+
+    def shade(value):
+        if not isinstance(value, (int, float)) or pd.isna(value):
+            return ""
+        hue = int(120 * value / 100)
+        return f"background-color: hsla({hue}, 70%, 50%, 0.35)"
+
+    return frame.style.map(shade, subset=["parsed %", "valid %", "expected %"])
 
 
 def _history_table(runs: list[dict]) -> dict:
@@ -416,6 +434,34 @@ def build_workbench(startup: StartupConfig) -> gr.Blocks:
                 template_parser = gr.Markdown("", elem_id="model-template-parser")
                 template_notes = gr.Markdown("")
                 template_view = gr.Code("", language="jinja2", interactive=False, label="The loaded template", lines=12, max_lines=30)
+            with gr.Tab("Scoreboard", id="scoreboard"):
+                gr.Markdown("Which wrapper, preset and grammar work with your model? Runs every case of a suite with "
+                            "panel 1's backend, for each wrapper × preset (× grammar off/on), and counts how many answers "
+                            "parsed, were schema-valid and called what the case expects.")
+                with gr.Row():
+                    score_suite = gr.Dropdown(scoreboard.suite_names(), value="memgpt", label="Suite",
+                                              info="memgpt: MemGPT's functions; tools: weather/calculator/search calls.")
+                    score_wrappers = gr.Dropdown(wrappers.names(), value=["chatml", "airoboros-l2-70b-2.1"], multiselect=True,
+                                                 label="Wrappers", info="Each becomes a row of the matrix.", elem_id="score-wrappers")
+                    score_presets = gr.Dropdown(presets.names(), value=["deterministic"], multiselect=True, label="Presets",
+                                                info="Each becomes a column group.", elem_id="score-presets")
+                with gr.Row():
+                    score_grammar = gr.Radio(["off", "on", "both"], value="off", label="Grammar",
+                                             info="on: a GBNF grammar derived from the functions lets the model write only well-formed calls.")
+                    score_repeat = gr.Number(1, label="Repeat", minimum=1, maximum=20, precision=0, info="Runs per case.")
+                    score_concurrency = gr.Number(1, label="Concurrency", minimum=1, maximum=16, precision=0,
+                                                  info="Requests at once; match the server's parallel slots.")
+                    score_tokens = gr.Number(96, label="Max new tokens", minimum=8, maximum=1024, precision=0,
+                                             info="Per answer; calls are short.")
+                with gr.Row():
+                    score_go = gr.Button("Run scoreboard", variant="primary", elem_id="score-run")
+                    score_stop = gr.Button("Stop", variant="stop", elem_id="score-stop")
+                score_status = gr.Markdown("", elem_id="score-status")
+                score_matrix = gr.Dataframe(headers=scoring.MATRIX_HEADERS, interactive=False, elem_id="score-matrix")
+                score_files = gr.File(label="Results (JSON and CSV)", file_count="multiple", interactive=False)
+                score_caption = gr.Markdown("")
+                score_runs = gr.JSON(label="The cell's runs", open=False)
+                score_board = gr.State(None)
             with gr.Tab("History", id="history"):
                 history_table = gr.Dataframe(_history_table([]), interactive=False, elem_id="history-table")
                 with gr.Row():
@@ -493,6 +539,36 @@ def build_workbench(startup: StartupConfig) -> gr.Blocks:
         template_load.click(loaded_template, [template_file, template_paste, template_name],
                             [template_view, template_parser, template_notes, template_status] + [p.wrapper for p in panels],
                             show_progress="minimal", **_private())
+
+        def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, *controls):
+            stop = _score_stops[request.session_hash] = threading.Event()
+            config = page.PanelConfig.from_controls(list(controls))
+            for status, rows, board, files in scoring.run(config, suite, names, preset_names, grammar, repeat, concurrency,
+                                                          tokens, stop):
+                if board is None:
+                    yield status, gr.skip(), gr.skip(), gr.skip()
+                else:
+                    yield status, _styled_matrix(rows), board, files
+
+        score_go.click(scored, [score_suite, score_wrappers, score_presets, score_grammar, score_repeat, score_concurrency,
+                                score_tokens, *panels[0].config], [score_status, score_matrix, score_board, score_files],
+                       concurrency_limit=None, **_private())
+
+        def stopped_scoring(request: gr.Request):
+            if request.session_hash in _score_stops:
+                _score_stops[request.session_hash].set()
+            return "⏹ Stopping after the runs in flight; the finished ones are kept…"
+
+        score_stop.click(stopped_scoring, None, [score_status], queue=False, **_private())
+
+        def opened_cell(board, event: gr.SelectData):
+            runs, caption = scoring.cell_runs(board, event.index[0])
+            first = runs[0] if runs else {}
+            return (caption, runs, first.get("prompt", gr.skip()), first.get("raw", gr.skip()), first.get("parsed", gr.skip()),
+                    first.get("request", gr.skip()))
+
+        score_matrix.select(opened_cell, [score_board], [score_caption, score_runs, panels[0].prompt, panels[0].raw,
+                                                          panels[0].parsed, panels[0].request], **_private())
 
         prompts = [p.prompt for p in panels]
 
