@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -212,15 +213,24 @@ class PanelConfig:
             params=params_from_controls(self.values, self.stop_json, wrapper.stop, self.grammar), template=self.template)
 
 
-def run_generation(config: PanelConfig, conversation_json: str, variables_json: str = "",
-                   now: str = "") -> Iterator[tuple[str, dict | None, dict | None, str, dict | None]]:
+STOPPED = "⏹ Stopped: the request was aborted; the output so far is kept."
+
+
+def run_generation(config: PanelConfig, conversation_json: str, variables_json: str = "", now: str = "",
+                   stop: threading.Event | None = None) -> Iterator[tuple[str, dict | None, dict | None, str, dict | None]]:
     """Stream (raw output, parsed call, request, status, finished run record) while generating.
-    Errors end the stream with a status sentence; the page stays usable and what arrived is kept."""
+    Errors end the stream with a status sentence; the page stays usable and what arrived is kept.
+    Setting `stop` aborts the request (the backend stream is closed) and ends with a Stopped status."""
     raw = ""
     try:
         request = config.request(conversation_json, variables_json, now)
         yield "", None, None, "⏳ Generating… (the embedded model loads on first use)", None
-        for run in flow.generate_stream(request):
+        stream = flow.generate_stream(request)
+        for run in stream:
+            if stop is not None and stop.is_set():
+                stream.close()
+                yield raw, None, None, STOPPED, None
+                return
             raw = run.raw
             if run.done:
                 record = {**run.to_dict(), "wrapper": config.wrapper, "backend_type": config.backend_type,

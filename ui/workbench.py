@@ -268,11 +268,11 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
         if not visible:  # Run all skips hidden panels
             return
         config = page.PanelConfig.from_controls(list(controls))
-        for raw, parsed, sent, status, record in page.run_generation(config, conv, var, day):
+        stop = _run_stops[(request.session_hash, p.index)] = threading.Event()
+        for raw, parsed, sent, status, record in page.run_generation(config, conv, var, day, stop):
             if record is not None:
                 record = {**record, "panel": p.index + 1}
                 _history.add(request.session_hash, record)
-            if record is not None:
                 yield raw, parsed, sent, status, record, page.token_heatmap(record.get("tokens"))
             else:
                 yield raw, parsed, sent, status, gr.skip(), gr.skip()
@@ -287,8 +287,15 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
     together = run_all.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private())
     for event in (own, together):
         event.then(refresh_history, None, [history_table], queue=False, show_progress="hidden", **_private())
-    p.stop_btn.click(lambda: "⏹ Stopped: the request was aborted; the output so far is kept.", None, [p.run_status],
-                     cancels=[own, together], queue=False, **_private())
+    def stopped(request: gr.Request):
+        # the generator sees the flag at its next chunk and closes the backend stream itself; cancelling the
+        # events too covers a generator that is waiting for its first chunk
+        flag = _run_stops.get((request.session_hash, p.index))
+        if flag is not None:
+            flag.set()
+        return page.STOPPED
+
+    p.stop_btn.click(stopped, None, [p.run_status], cancels=[own, together], queue=False, **_private())
 
     def alternatives_for(record, event: gr.SelectData):
         return page.token_alternatives((record or {}).get("tokens"), event.index if isinstance(event.index, int) else event.index[0])
@@ -344,6 +351,7 @@ def _tally_text(t: dict, total: int, expected: str) -> str:
 
 _history = workbench.RunHistory()
 _score_stops: dict[str, threading.Event] = {}  # session -> the Stop of its scoreboard run
+_run_stops: dict[tuple[str, int], threading.Event] = {}  # (session, panel) -> the Stop of its generation
 
 
 def _styled_matrix(rows: list[list]):
@@ -491,7 +499,13 @@ def build_workbench(startup: StartupConfig) -> gr.Blocks:
         events = []
         for p in panels:
             events += _wire_panel(p, conversation, variables, now, history_table, run_all)
-        stop_all.click(lambda: None, None, None, cancels=events, queue=False, **_private())
+        def stopped_all(request: gr.Request):
+            for (session, _), flag in list(_run_stops.items()):
+                if session == request.session_hash:
+                    flag.set()
+            return [page.STOPPED] * MAX_PANELS
+
+        stop_all.click(stopped_all, None, [p.run_status for p in panels], cancels=events, queue=False, **_private())
 
         def show_panels(count):
             return [count] + [gr.Column(visible=i < count) for i in range(MAX_PANELS)] + [i < count for i in range(MAX_PANELS)]
