@@ -58,13 +58,14 @@ class Run:
     timings: dict = field(default_factory=dict)
     done: bool = False
     notes: list[str] = field(default_factory=list)  # things the user should know, e.g. an empty completion
+    response: object = None  # the server's last raw response body (or final stream event)
     tokens: list | None = None  # per output token: {"token", "logprob", "top"}, when probabilities were asked for
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "raw": self.raw, "parsed": self.parsed.to_dict() if self.parsed else None,
                 "request": self.request, "usage": self.usage, "usage_source": self.usage_source,
                 "finish_reason": self.finish_reason, "finish_raw": self.finish_raw,
-                "timings": self.timings, "params": self.params, "notes": self.notes, "tokens": self.tokens}
+                "timings": self.timings, "params": self.params, "notes": self.notes, "tokens": self.tokens, "response": self.response}
 
 
 def generate_stream(req: GenerateRequest) -> Iterator[Run]:
@@ -105,6 +106,7 @@ def _finish(run: Run, completion: Completion, parsed: ParseResult) -> None:
     run.finish_reason = completion.finish_reason
     run.timings = completion.timings
     run.tokens = completion.tokens
+    run.response = completion.response
     run.finish_raw = completion.finish_raw
     run.usage_source = completion.usage_source
     run.notes.extend(completion.notes or [])

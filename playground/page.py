@@ -104,7 +104,8 @@ def neutral_values() -> list:
     return [presets.NEUTRAL[k] for k in SLIDER_KEYS]
 
 
-def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list[str], grammar: str = "") -> dict:
+def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list[str], grammar: str = "",
+                         json_schema: str = "") -> dict:
     """Explicit parameters from the page's controls; an empty stop box means the wrapper's stop list."""
     params = {k: presets.check_value(k, v) for k, v in zip(SLIDER_KEYS, slider_values, strict=True)}
     if stop_json and stop_json.strip():
@@ -115,6 +116,11 @@ def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list
     else:
         params["stop"] = list(wrapper_stop)
     params["grammar"] = grammar or ""
+    if json_schema and json_schema.strip():
+        try:
+            params["json_schema"] = presets.check_value("json_schema", json.loads(json_schema))
+        except json.JSONDecodeError as e:
+            raise PresetError(f"the JSON schema is not valid JSON: {e.msg} at line {e.lineno}") from None
     return params
 
 
@@ -198,6 +204,7 @@ class PanelConfig:
     stop_json: str
     grammar: str
     probabilities: int = 0  # alternatives per output token to ask for (0 = none)
+    json_schema: str = ""  # a JSON schema constraining the output, as text ("" = none)
 
     @classmethod
     def from_controls(cls, controls: list) -> "PanelConfig":
@@ -210,7 +217,8 @@ class PanelConfig:
         return flow.GenerateRequest(
             backend_type=self.backend_type, wrapper=self.wrapper, conversation=conversation, preset=self.preset or None,
             settings=backend_settings(self.url, self.model, self.api_key, self.timeout, self.extra_json, self.probabilities),
-            params=params_from_controls(self.values, self.stop_json, wrapper.stop, self.grammar), template=self.template)
+            params=params_from_controls(self.values, self.stop_json, wrapper.stop, self.grammar, self.json_schema),
+            template=self.template)
 
 
 STOPPED = "⏹ Stopped: the request was aborted; the output so far is kept."
@@ -258,7 +266,7 @@ def finished_status(run: flow.Run) -> str:
 
 
 CONFIG_FIELDS = ["backend_type", "url", "model", "api_key", "timeout", "extra_json", "wrapper", "template", "preset",
-                 *SLIDER_KEYS, "stop_json", "grammar", "probabilities"]  # the order of a panel's controls
+                 *SLIDER_KEYS, "stop_json", "grammar", "probabilities", "json_schema"]  # the order of a panel's controls
 
 
 def session_state(conversation_json: str, variables_json: str, now: str, panel_count: int, controls: list, per_panel: int) -> dict:

@@ -104,3 +104,19 @@ def test_generation_errors_end_with_a_sentence_and_keep_the_page_usable():
     config = page.PanelConfig("openai", "http://127.0.0.1:9", "", "", 2, "", "chatml", "x", "deterministic", _config(), "", "")
     *_, (raw, parsed, request, status, record) = page.run_generation(config, EXAMPLE)
     assert status.startswith("❌ cannot connect") and parsed is None and record is None
+
+
+def test_json_schema_from_the_page_constrains_a_real_generation():
+    schema = '{"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}'
+    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml",
+                              "<|im_start|>user\nHow many legs has a cat?<|im_end|>\n<|im_start|>assistant\n", "deterministic",
+                              _config(top_k=1, temperature=0.0, max_new_tokens=24, seed=1), "[]", "", 0, schema)
+    *_, (raw, parsed, request, status, record) = page.run_generation(config, EXAMPLE)
+    assert request["json"]["json_schema"]["required"] == ["answer"]  # recorded as sent
+    assert isinstance(json.loads(raw)["answer"], int), raw
+
+
+def test_a_bad_json_schema_is_a_sentence():
+    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml", "x", "deterministic", _config(), "", "", 0, "{nope")
+    *_, last = page.run_generation(config, EXAMPLE)
+    assert last[3].startswith("❌ the JSON schema is not valid JSON")

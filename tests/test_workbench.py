@@ -77,7 +77,7 @@ def test_session_round_trip_keeps_everything_but_api_keys():
     for n in range(2):
         values = dict(zip(page.SLIDER_KEYS, [presets.NEUTRAL[k] for k in page.SLIDER_KEYS], strict=True))
         controls += ["openai", f"http://127.0.0.1:80{n}", "m", "sk-secret", 30, "{}", "chatml", f"T{n}", "creative",
-                     *values.values(), '["x"]', "", 0]
+                     *values.values(), '["x"]', "", 0, ""]
     state = page.session_state(EXAMPLE, '{"first_message": true}', "2024-07-26", 2, controls, per_panel)
     text = workbench.session_file(state)
     assert "sk-secret" not in text

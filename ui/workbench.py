@@ -101,6 +101,7 @@ class Panel:
     tokenize: gr.Button
     tokens_summary: gr.Markdown
     prompt_token_table: gr.Dataframe
+    response: gr.JSON
 
 
 def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> Panel:
@@ -161,6 +162,7 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
             stop = gr.Textbox(preset0[-2], label="Stop strings (JSON list)", placeholder="empty: the wrapper's own stop strings",
                               info='e.g. ["\\nUSER:", "<|im_end|>"]. Empty uses the wrapper\'s list.', elem_id=f"stop-{n}")
             grammar = gr.Code(preset0[-1], language=None, lines=3, label="GBNF grammar (sent to backends that accept one)")
+            json_schema = gr.Code("", language="json", lines=3, label="JSON schema the output must follow (sent to backends that accept one)")
             extra = gr.Code("", language="json", lines=2, label="Extra request fields (JSON object merged into the request)")
         prompt = gr.Textbox(label="Prompt sent (exact)", lines=14, max_lines=30, interactive=False, buttons=["copy"],
                             elem_id=f"prompt-{n}", elem_classes=["mono"])
@@ -176,6 +178,7 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
         parsed = gr.JSON(label="Parsed call", open=True, elem_id=f"parsed-{n}")
         with gr.Accordion("Request sent", open=False):
             request = gr.JSON(label="Exact request (secrets masked)", open=True, elem_id=f"request-{n}")
+            response = gr.JSON(label="The server's last raw response (or final stream event)", open=False, elem_id=f"response-{n}")
         with gr.Accordion("Tokens", open=False):
             heatmap = gr.HighlightedText(label="Output tokens (redder = less likely; click one for its alternatives)",
                                          show_legend=False, combine_adjacent=False, elem_id=f"heatmap-{n}")
@@ -193,13 +196,14 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
             stability_status = gr.Markdown("", elem_id=f"stability-status-{n}")
         last_run = gr.State(None)
     column_visible = gr.State(visible)
-    config = [backend_type, url, model, api_key, timeout, extra, wrapper, template, preset, *values, stop, grammar, probabilities]
+    config = [backend_type, url, model, api_key, timeout, extra, wrapper, template, preset, *values, stop, grammar, probabilities,
+              json_schema]
     return Panel(i, column, config, backend_type, url, model, api_key, timeout, check, backend_status, wrapper, wrapper_info,
                  template, save_name, save, save_status, preset, preset_name, preset_save, preset_delete, preset_restore,
                  neutralize, preset_status, values, stop, grammar, extra, prompt, prompt_status, show_ws, generate, stop_btn,
                  run_status, raw, parsed, request, last_run, runs, expected, stability, stability_status, column_visible,
                  detect, fetch_template, server_template, use_server_template, heatmap, alternatives_caption, alternatives,
-                 tokenize, tokens_summary, prompt_token_table)
+                 tokenize, tokens_summary, prompt_token_table, response)
 
 
 def _private(**kw) -> dict:
@@ -273,16 +277,16 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
             if record is not None:
                 record = {**record, "panel": p.index + 1}
                 _history.add(request.session_hash, record)
-                yield raw, parsed, sent, status, record, page.token_heatmap(record.get("tokens"))
+                yield raw, parsed, sent, status, record, page.token_heatmap(record.get("tokens")), record.get("response")
             else:
-                yield raw, parsed, sent, status, gr.skip(), gr.skip()
+                yield raw, parsed, sent, status, gr.skip(), gr.skip(), gr.skip()
 
     def refresh_history(request: gr.Request):
         # a plain event, not the streams: concurrent streams send diffs that must not share an output
         return _history_table(_history.runs(request.session_hash))
 
     run_inputs = [p.column_visible, conversation, variables, now, *p.config]
-    run_outputs = [p.raw, p.parsed, p.request, p.run_status, p.last_run, p.heatmap]
+    run_outputs = [p.raw, p.parsed, p.request, p.run_status, p.last_run, p.heatmap, p.response]
     own = p.generate.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private())
     together = run_all.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private())
     for event in (own, together):
