@@ -86,7 +86,16 @@ def test_run_all_compares_two_backends_side_by_side_and_diffs_the_prompts(page, 
     wait_text(page, "#run-status-2", "Done")
     open_section(page, 2, "Request sent")
     assert llama_cpp_server + "/v1/completions" in page.locator("#request-2").inner_text()
-    page.screenshot(path=str(SCREENSHOT), full_page=False)
+    # the comparison for the README: conversation and wrapper editors folded, both panels' outputs in view
+    page.set_viewport_size({"width": 1366, "height": 1250})
+    page.get_by_text("Conversation", exact=True).first.click()
+    for n, title in ((1, "Wrapper"), (2, "Wrapper"), (1, "Sampling parameters"), (2, "Sampling parameters"), (2, "Backend")):
+        open_section(page, n, title)  # each click folds a section this test opened
+    page.locator("#panel-1").scroll_into_view_if_needed()
+    page.evaluate("() => document.querySelector('#panel-1').scrollIntoView()")
+    page.screenshot(path=str(SCREENSHOT))
+    for n in (1, 2):
+        open_section(page, n, "Wrapper")
     # same wrapper, same conversation: the prompts are identical; then make them differ
     page.get_by_role("tab", name="Compare prompts").click()
     page.click("#compare-go")

@@ -164,7 +164,7 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
             grammar = gr.Code(preset0[-1], language=None, lines=3, label="GBNF grammar (sent to backends that accept one)")
             json_schema = gr.Code("", language="json", lines=3, label="JSON schema the output must follow (sent to backends that accept one)")
             extra = gr.Code("", language="json", lines=2, label="Extra request fields (JSON object merged into the request)")
-        prompt = gr.Textbox(label="Prompt sent (exact)", lines=14, max_lines=30, interactive=False, buttons=["copy"],
+        prompt = gr.Textbox(label="Prompt sent (exact)", lines=10, max_lines=30, interactive=False, buttons=["copy"],
                             elem_id=f"prompt-{n}", elem_classes=["mono"])
         with gr.Row():
             prompt_status = gr.Markdown("", elem_id=f"prompt-status-{n}")
