@@ -262,3 +262,24 @@ def test_scoreboard_runs_stops_and_opens_a_cell_in_the_workbench(page):
     page.get_by_role("tab", name="Workbench").click()
     wait_value(page, "#raw-1 textarea", "v.length > 0", timeout=10000)
     assert value(page, "#prompt-1 textarea").startswith("<|im_start|>system")
+
+
+def test_ctrl_enter_runs_and_history_reopens_a_run(page):
+    for n in (1, 2):
+        open_section(page, n, "Sampling parameters")
+        tokens = page.locator(f"#max-new-tokens-{n} input[type=number]")
+        tokens.fill("4")
+        tokens.press("Enter")
+    page.locator("#user-text textarea").click()
+    page.keyboard.press("Control+Enter")  # runs every visible panel
+    wait_text(page, "#run-status-1", "Done")
+    wait_text(page, "#run-status-2", "Done")
+    first_raw = value(page, "#raw-1 textarea")
+    replace_template(page, 1, "CHANGED")
+    page.get_by_role("tab", name="History").click()
+    page.wait_for_function("() => (document.querySelector('#history-table')?.innerText.match(/hermes-2-pro|chatml/g) || []).length >= 2",
+                           timeout=20000)
+    page.click("#reopen")  # run #1 into panel 1
+    page.get_by_role("tab", name="Workbench").click()
+    wait_value(page, "#prompt-1 textarea", "v.startsWith('<|im_start|>system') || v.startsWith('<|begin_of_text|>')")
+    assert value(page, "#raw-1 textarea") in (first_raw, value(page, "#raw-2 textarea"))
