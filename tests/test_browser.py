@@ -45,6 +45,13 @@ def open_section(page, n, title):
     page.locator(f"#panel-{n}").get_by_text(title, exact=True).first.click()
 
 
+def set_max_tokens(page, n, tokens):
+    open_section(page, n, "Sampling parameters")
+    box = page.locator(f"#max-new-tokens-{n} input[type=number]")
+    box.fill(str(tokens))
+    box.press("Enter")
+
+
 def pick(page, dropdown_id, option):
     page.locator(f"#{dropdown_id} input").click()
     page.get_by_role("option", name=option, exact=True).click()
@@ -77,10 +84,7 @@ def test_run_all_compares_two_backends_side_by_side_and_diffs_the_prompts(page, 
     pick(page, "wrapper-2", "chatml")
     wait_value(page, "#prompt-2 textarea", "v.startsWith('<|im_start|>system')")
     for n in (1, 2):
-        open_section(page, n, "Sampling parameters")
-        tokens = page.locator(f"#max-new-tokens-{n} input[type=number]")
-        tokens.fill("24")
-        tokens.press("Enter")
+        set_max_tokens(page, n, 24)
     page.click("#run-all")
     wait_text(page, "#run-status-1", "Done")
     wait_text(page, "#run-status-2", "Done")
@@ -112,10 +116,7 @@ def test_run_all_compares_two_backends_side_by_side_and_diffs_the_prompts(page, 
 
 
 def test_stop_aborts_generation_and_keeps_the_output(page):
-    open_section(page, 1, "Sampling parameters")
-    tokens = page.locator("#max-new-tokens-1 input[type=number]")
-    tokens.fill("2000")
-    tokens.press("Enter")
+    set_max_tokens(page, 1, 2000)
     replace_template(page, 1, "<|im_start|>user\nWrite a very long story about a lighthouse.<|im_end|>\n<|im_start|>assistant\n")
     wait_value(page, "#prompt-1 textarea", "v.includes('lighthouse')")
     page.locator("#stop-btn-1").scroll_into_view_if_needed()
@@ -149,10 +150,7 @@ def test_presets_save_load_and_delete(page):
 
 def test_multi_turn_accept_and_continue_updates_chat_view(page):
     pick(page, "wrapper-1", "hermes-2-pro")
-    open_section(page, 1, "Sampling parameters")
-    tokens = page.locator("#max-new-tokens-1 input[type=number]")
-    tokens.fill("16")
-    tokens.press("Enter")
+    set_max_tokens(page, 1, 16)
     page.click("#generate-1")
     wait_text(page, "#run-status-1", "Done")
     page.click("#accept")
@@ -199,10 +197,7 @@ def test_the_workbench_survives_a_reload(page):
 
 
 def test_export_gives_curl_python_and_the_wrapper_yaml(page):
-    open_section(page, 1, "Sampling parameters")
-    tokens = page.locator("#max-new-tokens-1 input[type=number]")
-    tokens.fill("4")
-    tokens.press("Enter")
+    set_max_tokens(page, 1, 4)
     page.click("#generate-1")
     wait_text(page, "#run-status-1", "Done")
     page.get_by_role("tab", name="Export").click()
@@ -228,10 +223,7 @@ def test_token_view_shows_probabilities_and_alternatives(page):
     probabilities = page.locator("#probabilities-1 input")
     probabilities.fill("3")
     probabilities.press("Enter")
-    open_section(page, 1, "Sampling parameters")
-    tokens = page.locator("#max-new-tokens-1 input[type=number]")
-    tokens.fill("12")
-    tokens.press("Enter")
+    set_max_tokens(page, 1, 12)
     page.click("#generate-1")
     wait_text(page, "#run-status-1", "Done")
     open_section(page, 1, "Tokens")
@@ -266,10 +258,7 @@ def test_scoreboard_runs_stops_and_opens_a_cell_in_the_workbench(page):
 
 def test_ctrl_enter_runs_and_history_reopens_a_run(page):
     for n in (1, 2):
-        open_section(page, n, "Sampling parameters")
-        tokens = page.locator(f"#max-new-tokens-{n} input[type=number]")
-        tokens.fill("4")
-        tokens.press("Enter")
+        set_max_tokens(page, n, 4)
     page.locator("#user-text textarea").click()
     page.keyboard.press("Control+Enter")  # runs every visible panel
     wait_text(page, "#run-status-1", "Done")
