@@ -8,6 +8,7 @@ import datetime
 import json
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -225,26 +226,31 @@ STOPPED = "⏹ Stopped: the request was aborted; the output so far is kept."
 
 
 def run_generation(config: PanelConfig, conversation_json: str, variables_json: str = "", now: str = "",
-                   stop: threading.Event | None = None) -> Iterator[tuple[str, dict | None, dict | None, str, dict | None]]:
+                   stop: threading.Event | None = None,
+                   update_every: float = 0.0) -> Iterator[tuple[str, dict | None, dict | None, str, dict | None]]:
     """Stream (raw output, parsed call, request, status, finished run record) while generating.
     Errors end the stream with a status sentence; the page stays usable and what arrived is kept.
-    Setting `stop` aborts the request (the backend stream is closed) and ends with a Stopped status."""
+    Setting `stop` aborts the request (the backend stream is closed) and ends with a Stopped status.
+    `update_every` (seconds) coalesces the streamed updates: the first chunk and the end always go out
+    at once, the chunks between at most that often (a browser pays for every update it is sent)."""
     raw = ""
     try:
         request = config.request(conversation_json, variables_json, now)
         yield "", None, None, "⏳ Generating… (the embedded model loads on first use)", None
         stream = flow.generate_stream(request)
+        shown, last_update = "", 0.0
         for run in stream:
             if stop is not None and stop.is_set():
                 stream.close()
-                yield raw, None, None, STOPPED, None
+                yield run.raw or raw, None, None, STOPPED, None
                 return
             raw = run.raw
             if run.done:
                 record = {**run.to_dict(), "wrapper": config.wrapper, "backend_type": config.backend_type,
                           "time": datetime.datetime.now().strftime("%H:%M:%S")}
                 yield raw, run.parsed.to_dict(), run.request, finished_status(run), record
-            else:
+            elif raw != shown and (not shown or time.monotonic() - last_update >= update_every):
+                shown, last_update = raw, time.monotonic()
                 yield raw, None, None, f"⏳ Generating… {len(raw):,} characters received", None
     except TemplateError as e:
         yield raw, None, None, f"❌ Template error{f' at line {e.line}' if e.line else ''}: {e.message}", None

@@ -137,13 +137,13 @@ def test_presets_save_load_and_delete(page):
     temperature.press("Enter")
     page.locator("#panel-1").get_by_label("Preset name").fill("browser-preset")
     page.locator("#panel-1").get_by_role("button", name="Save preset").click()
-    wait_text(page, "#panel-1", "Saved preset", timeout=10000)
+    wait_text(page, "#panel-1", "Saved preset", timeout=30000)
     pick(page, "preset-1", "creative")
-    page.wait_for_function("() => document.querySelector('#temperature-1 input[type=number]').value === '1.2'", timeout=10000)
+    page.wait_for_function("() => document.querySelector('#temperature-1 input[type=number]').value === '1.2'", timeout=30000)
     pick(page, "preset-1", "browser-preset")
-    page.wait_for_function("() => document.querySelector('#temperature-1 input[type=number]').value === '0.33'", timeout=10000)
+    page.wait_for_function("() => document.querySelector('#temperature-1 input[type=number]').value === '0.33'", timeout=30000)
     page.locator("#panel-1").get_by_role("button", name="Delete preset").click()
-    wait_text(page, "#panel-1", "Deleted preset", timeout=10000)
+    wait_text(page, "#panel-1", "Deleted preset", timeout=30000)
     page.locator("#preset-1 input").click()
     assert page.get_by_role("option", name="browser-preset", exact=True).count() == 0
 

@@ -100,6 +100,19 @@ def test_generation_streams_then_finishes_with_a_parse_and_the_request():
     assert any(u[3].startswith("⏳ Generating…") and u[4] is None for u in updates[:-1])
 
 
+def test_streamed_updates_are_coalesced_but_the_first_chunk_and_the_end_go_out_at_once():
+    template, _ = page.wrapper_view("chatml")
+    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
+                              _config(top_k=1, temperature=0.0, max_new_tokens=16, seed=3, stop=[]), "[]", "")
+    every = list(page.run_generation(config, EXAMPLE))
+    coalesced = list(page.run_generation(config, EXAMPLE, update_every=3600))
+    streaming = [u for u in every[1:-1] if u[0]]
+    assert len(streaming) >= 8  # one update per token when not coalesced
+    assert [u[3] for u in coalesced[:1]] == [every[0][3]]  # "Generating…" first
+    assert len(coalesced) == 3 and coalesced[1][0] == streaming[0][0]  # then the first chunk, then the end
+    assert coalesced[-1][0] == every[-1][0] and coalesced[-1][3].startswith("Done")
+
+
 def test_generation_errors_end_with_a_sentence_and_keep_the_page_usable():
     config = page.PanelConfig("openai", "http://127.0.0.1:9", "", "", 2, "", "chatml", "x", "deterministic", _config(), "", "")
     *_, (raw, parsed, request, status, record) = page.run_generation(config, EXAMPLE)

@@ -37,6 +37,8 @@ CONTROLS = {  # key: (label, minimum, maximum, step, info); SLIDER_KEYS order
 }
 assert list(CONTROLS) + ["seed"] == page.SLIDER_KEYS, "the page's controls must follow SLIDER_KEYS"
 
+# A browser pays for every streamed message; tokens that arrive faster than this are sent together.
+STREAM_UPDATE_SECONDS = 0.1
 CSS = """
 .mono textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
 """
@@ -206,8 +208,11 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
                  tokenize, tokens_summary, prompt_token_table, response)
 
 
-def _private(**kw) -> dict:
-    return {"api_visibility": "private", **kw}
+def _private(*progress_on, **kw) -> dict:
+    """Page-only events (not in the API). `progress_on`: the components that show the event's progress, when
+    not all its outputs: Gradio's page refreshes the loading status of every component that has ever shown
+    progress on each streamed message, and of every child of a layout block, so keep that set small."""
+    return {"api_visibility": "private", **({"show_progress_on": list(progress_on)} if progress_on else {}), **kw}
 
 
 def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) -> list:
@@ -237,9 +242,9 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
     p.save.click(saved, [p.wrapper, p.save_name, p.template], [p.wrapper, p.save_status], **_private())
 
     preset_outputs = [*p.values, p.stop, p.grammar]
-    p.preset.change(page.preset_values, [p.preset], preset_outputs, queue=False, **_private())
-    p.preset_restore.click(page.preset_values, [p.preset], preset_outputs, queue=False, **_private())
-    p.neutralize.click(page.neutral_values, None, p.values, queue=False, **_private())
+    p.preset.change(page.preset_values, [p.preset], preset_outputs, queue=False, **_private(p.preset_status))
+    p.preset_restore.click(page.preset_values, [p.preset], preset_outputs, queue=False, **_private(p.preset_status))
+    p.neutralize.click(page.neutral_values, None, p.values, queue=False, **_private(p.preset_status))
 
     def preset_saved(name, *rest):
         *vals, stop_json, grammar = rest
@@ -273,12 +278,16 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
             return
         config = page.PanelConfig.from_controls(list(controls))
         stop = _run_stops[(request.session_hash, p.index)] = threading.Event()
-        for raw, parsed, sent, status, record in page.run_generation(config, conv, var, day, stop):
+        cleared = False  # the last run's parse and request go on the first update; later ones leave them alone
+        for raw, parsed, sent, status, record in page.run_generation(config, conv, var, day, stop, STREAM_UPDATE_SECONDS):
             if record is not None:
                 record = {**record, "panel": p.index + 1}
                 _history.add(request.session_hash, record)
                 yield raw, parsed, sent, status, record, page.token_heatmap(record.get("tokens")), record.get("response")
+            elif cleared:
+                yield raw, gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
             else:
+                cleared = True
                 yield raw, parsed, sent, status, gr.skip(), gr.skip(), gr.skip()
 
     def refresh_history(request: gr.Request):
@@ -287,8 +296,8 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
 
     run_inputs = [p.column_visible, conversation, variables, now, *p.config]
     run_outputs = [p.raw, p.parsed, p.request, p.run_status, p.last_run, p.heatmap, p.response]
-    own = p.generate.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private())
-    together = run_all.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private())
+    own = p.generate.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private(p.raw))
+    together = run_all.click(run, run_inputs, run_outputs, concurrency_limit=None, **_private(p.raw))
     for event in (own, together):
         event.then(refresh_history, None, [history_table], queue=False, show_progress="hidden", **_private())
     def stopped(request: gr.Request):
@@ -515,8 +524,10 @@ def build_workbench(startup: StartupConfig) -> gr.Blocks:
             return [count] + [gr.Column(visible=i < count) for i in range(MAX_PANELS)] + [i < count for i in range(MAX_PANELS)]
 
         visibility_outputs = [panel_count] + [p.column for p in panels] + [p.column_visible for p in panels]
-        add_panel.click(lambda c: show_panels(min(MAX_PANELS, c + 1)), [panel_count], visibility_outputs, queue=False, **_private())
-        remove_panel.click(lambda c: show_panels(max(1, c - 1)), [panel_count], visibility_outputs, queue=False, **_private())
+        add_panel.click(lambda c: show_panels(min(MAX_PANELS, c + 1)), [panel_count], visibility_outputs, queue=False,
+                        show_progress="hidden", **_private(add_panel))
+        remove_panel.click(lambda c: show_panels(max(1, c - 1)), [panel_count], visibility_outputs, queue=False,
+                           show_progress="hidden", **_private(remove_panel))
 
         conversation.change(lambda conv, w: workbench.chat_view(conv, w), [conversation, panels[0].wrapper], [chat],
                             queue=False, show_progress="hidden", **_private())
@@ -607,7 +618,8 @@ def build_workbench(startup: StartupConfig) -> gr.Blocks:
             return out + [f"✅ Run #{index} reopened in panel {into}."]
 
         reopen.click(reopened, [reopen_index, reopen_into],
-                     [c for p in panels for c in (p.prompt, p.raw, p.parsed, p.request)] + [reopen_status], **_private())
+                     [c for p in panels for c in (p.prompt, p.raw, p.parsed, p.request)] + [reopen_status],
+                     **_private(reopen_status))
 
         def exported(which, *rest):
             runs, rest = rest[:MAX_PANELS], rest[MAX_PANELS:]
@@ -659,12 +671,18 @@ def build_workbench(startup: StartupConfig) -> gr.Blocks:
                 out += [page.mark_whitespace(text) if marked else text, status, page.wrapper_info(name)]
             return out
 
+        prompt_statuses = [p.prompt_status for p in panels]
         session_upload.upload(loaded_file, [session_upload], restore_outputs + visibility_outputs + [session_status],
-                              **_private()).then(all_prompts, prompt_inputs, prompt_outputs, **_private())
+                              **_private(session_status)).then(all_prompts, prompt_inputs, prompt_outputs,
+                                                               **_private(*prompt_statuses))
         demo.load(lambda s: restored(s), [stored], restore_outputs + visibility_outputs + [session_status],
-                  **_private()).then(all_prompts, prompt_inputs, prompt_outputs, **_private())
-        gr.on([p.generate.click for p in panels] + [run_all.click, conversation.change, session_save.click],
-              snapshot, snapshot_inputs, [stored], queue=False, show_progress="hidden", **_private())
+                  **_private(session_status)).then(all_prompts, prompt_inputs, prompt_outputs, **_private(*prompt_statuses))
+        # the browser copy: after a run (not on the click, which would delay the run's first chunk), on every
+        # conversation change and on Save
+        for event in events:
+            event.then(snapshot, snapshot_inputs, [stored], queue=False, show_progress="hidden", **_private())
+        gr.on([conversation.change, session_save.click], snapshot, snapshot_inputs, [stored], queue=False,
+              show_progress="hidden", **_private())
         demo.load(None, js=CTRL_ENTER)
         def forget(request: gr.Request):
             _history.forget(request.session_hash)
