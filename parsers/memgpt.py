@@ -56,9 +56,12 @@ class _Failed(Exception):
     """One repair strategy did not work (MemGPT's LLMJSONParsingError inside the cascade)."""
 
 
+_DECODER = json.JSONDecoder(strict=False)  # what json.loads(text, strict=False) builds on every call
+
+
 def _loads(text: str) -> Any:
     # MemGPT decodes with strict=False, so raw line breaks and tabs inside strings are accepted
-    return json.loads(text, strict=False)
+    return _DECODER.decode(text)
 
 
 def _escape_newlines_in_strings(text: str) -> str:
@@ -99,7 +102,7 @@ def _rebuild_message_value(text: str) -> str:
                     message.append(ch)
             else:
                 out.append(ch)
-                if '"message":' in "".join(out[-10:]):
+                if ch == ":" and '"message":' in "".join(out[-10:]):  # the key can only complete on its colon
                     in_message = True
                     message = []
     return "".join(out)
