@@ -229,6 +229,14 @@ def test_token_view_shows_probabilities_and_alternatives(page):
     open_section(page, 1, "Tokens")
     heat = page.locator("#heatmap-1")
     heat.scroll_into_view_if_needed()
+    try:
+        heat.locator(".score-token").first.wait_for(timeout=30000)
+    except Exception:  # say what the page showed: the run's status and the request's probability fields
+        open_section(page, 1, "Request sent")
+        request = page.locator("#request-1").inner_text()
+        pytest.fail(f"no tokens in the heat-map; status {page.locator('#run-status-1').inner_text()!r}, "
+                    f"probabilities input {page.locator('#probabilities-1 input').input_value()!r}, "
+                    f"logprobs in the request: {'logprobs' in request}")
     heat.locator(".score-token").first.click()
     wait_text(page, "#alternatives-1", "✓", timeout=10000)
     page.click("#tokenize-1")
