@@ -1,12 +1,52 @@
 """Prompt Format Playground. `python app.py` serves the page on http://127.0.0.1:7860;
-`python app.py --help` lists the commands (render, parse, generate, wrappers)."""
+`python app.py --help` lists the commands (render, parse, generate, wrappers, score).
+
+This file is the composition root: the CLI face parses the arguments, and serving puts the page
+and the API face on one Gradio server. No face imports another; only this file sees them all.
+"""
 
 import os
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never send telemetry
 
-from playground.cli import main  # noqa: E402
+import cli  # noqa: E402
+from flow.startup import StartupConfig  # noqa: E402
+
+
+def build_app(config: StartupConfig):
+    """The page with the named API endpoints, as one Gradio Blocks."""
+    import api
+    from ui.page import build_page
+
+    with build_page(config) as blocks:
+        api.register()
+    return blocks
+
+
+def launch(blocks, host: str, port: int, auth: tuple[str, str] | None = None, share: bool = False, **extra):
+    """Start serving; the same settings for `python app.py` and the tests."""
+    from ui.page import CSS
+
+    blocks.queue(default_concurrency_limit=None)
+    if auth:
+        extra["auth"] = [tuple(auth)]
+        extra["auth_message"] = "Prompt Format Playground: sign in with the user name and password given to --auth."
+    # share is the app's own flag, never GRADIO_SHARE from the environment (which would bypass the --auth refusal);
+    # prompts can be private: no monitoring dashboard, no run history kept in the browser (docs/SECURITY.md)
+    return blocks.launch(server_name=host, server_port=port, share=share, css=CSS, enable_monitoring=False,
+                         run_history=False, footer_links=["api", "settings"], show_error=True, **extra)
+
+
+def serve(config: StartupConfig) -> int:
+    """Serve the page and the API; the CLI has already refused an exposed address without --auth."""
+    launch(build_app(config), config.host, config.port, auth=config.auth, share=config.share)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(argv, serve=serve)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,6 +6,7 @@ secrets masked, SSE framing) lives here once.
 
 from __future__ import annotations
 
+from core.errors import UserError
 import json
 import time
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ def normalize_finish(raw) -> str | None:
     return str(raw)
 
 
-class BackendError(Exception):
+class BackendError(UserError):
     """One clear sentence for the user: what failed, where, and what to check."""
 
 

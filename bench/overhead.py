@@ -25,7 +25,7 @@ from _common import free_port, header, start_app, start_llama_server, stop, wait
 
 import httpx  # noqa: E402
 
-from playground.conversation import EXAMPLE_PATH  # noqa: E402
+from core.conversation import EXAMPLE_PATH  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -29,7 +29,7 @@ from _common import ROOT, conversation, header, median_ms
 import parsers  # noqa: E402
 import wrappers  # noqa: E402
 from parsers import ParseContext  # noqa: E402
-from playground.conversation import Conversation  # noqa: E402
+from core.conversation import Conversation  # noqa: E402
 from wrappers.render import TemplateError  # noqa: E402
 
 RENDER_TARGET_MS = 2.0

@@ -18,7 +18,7 @@ import time
 
 from _common import cpu_seconds, free_port, header, rss_mb, start_app, stop, wait_for
 
-from playground.conversation import EXAMPLE_PATH  # noqa: E402
+from core.conversation import EXAMPLE_PATH  # noqa: E402
 
 
 def main() -> int:

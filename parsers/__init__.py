@@ -11,6 +11,7 @@ heartbeat correction, `parsers.memgpt_checks`).
 
 from __future__ import annotations
 
+from core.errors import UserError
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -99,7 +100,7 @@ def names() -> list[str]:
     return sorted(_PARSERS)
 
 
-class UnknownParser(KeyError):
+class UnknownParser(UserError, KeyError):
     def __str__(self) -> str:
         return f"unknown parser format '{self.args[0]}'; known formats: {', '.join(names())}"
 

@@ -8,12 +8,13 @@ preset, then explicit overrides (`--param`, the page's controls).
 
 from __future__ import annotations
 
+from core.errors import UserError
 import json
 from pathlib import Path
 
 import yaml
 
-from playground import userdata
+from core import userdir
 
 BUILTIN_DIR = Path(__file__).parent
 DEFAULT = "deterministic"  # reproducible runs: what a format debugger wants first
@@ -40,7 +41,7 @@ NEUTRAL = {
 KEYS = list(NEUTRAL)
 
 
-class PresetError(ValueError):
+class PresetError(UserError, ValueError):
     """A preset or parameter that cannot be used; the message says why."""
 
 
@@ -84,7 +85,7 @@ def _read(path: Path) -> dict:
 
 def _paths() -> dict[str, Path]:
     found = {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
-    for p in sorted(userdata.folder("presets").glob("*.yaml")):
+    for p in sorted(userdir.folder("presets").glob("*.yaml")):
         found.setdefault(p.stem, p)  # a built-in name always means the built-in
     return found
 
@@ -102,7 +103,7 @@ def load(name: str) -> dict:
 
 
 def _user_path(name: str):
-    return userdata.folder("presets") / f"{name}.yaml"
+    return userdir.folder("presets") / f"{name}.yaml"
 
 
 def is_builtin(name: str) -> bool:
@@ -117,13 +118,13 @@ def delta(values: dict) -> dict:
 def save(name: str, values: dict) -> str:
     """Store `values` as the user preset `name` (never over a built-in); returns the name."""
     try:
-        name = userdata.check_name(name, taken_by_builtin=is_builtin(name))
-    except userdata.InvalidName as e:
+        name = userdir.check_name(name, taken_by_builtin=is_builtin(name))
+    except userdir.InvalidName as e:
         raise PresetError(str(e)) from None
     checked = {k: check_value(k, v) for k, v in delta(values).items()}
     text = "# saved from Prompt Format Playground: a delta over neutral sampler values\n"
     text += yaml.safe_dump(checked, sort_keys=False, allow_unicode=True) if checked else "{}\n"
-    userdata.atomic_write(_user_path(name), text)
+    userdir.atomic_write(_user_path(name), text)
     return name
 
 

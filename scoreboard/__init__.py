@@ -1,7 +1,7 @@
 """The scoreboard: which wrapper, preset and grammar work with a model, measured.
 
     suite (cases: conversation + expectation) x wrappers x presets x grammar on/off x N
-        -> playground.flow (render -> backend -> parse) -> verdict per run -> counts per cell
+        -> flow (render -> backend -> parse) -> verdict per run -> counts per cell
 
 `run_scoreboard(ScoreRequest(...), progress, stop, on_run) -> Scoreboard`; `Scoreboard.to_dict()`
 is the JSON of issue 6, `.to_csv()` the matrix, `.table()` the text the CLI prints.

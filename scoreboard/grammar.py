@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 import wrappers
-from playground.conversation import Conversation
+from core.conversation import Conversation
 
 MAX_STRING = 200  # characters per JSON string: bounds a looping small model
 MAX_PARALLEL = 4  # tool calls per answer in the multi-call formats

@@ -1,7 +1,7 @@
 """The scoreboard runner: every case of a suite, for each wrapper x preset x grammar mode, N times,
 against one backend; concurrent (a thread pool), with progress, stoppable, partial results kept.
 
-Each run goes through the one flow (`playground.flow.generate_stream`: render -> backend -> parse)
+Each run goes through the one flow (`flow.generate_stream`: render -> backend -> parse)
 and gets a verdict:
 
 - parsed:   the wrapper's parser read the output without an error;
@@ -32,8 +32,8 @@ from backends import BackendError, Settings
 from jsonschema import validators
 from parsers import ParseResult, ToolCall
 from parsers.validate import validate_calls
-from playground import flow
-from playground.conversation import Conversation
+import flow
+from core.conversation import Conversation
 from presets import PresetError
 from wrappers import TemplateError, WrapperError
 

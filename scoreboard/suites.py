@@ -24,6 +24,7 @@ cases:
 
 from __future__ import annotations
 
+from core.errors import UserError
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +32,12 @@ import yaml
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 
-from playground.conversation import Conversation, ConversationError
+from core.conversation import Conversation, ConversationError
 
 SUITES_DIR = Path(__file__).with_name("suites")
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError, ValueError):
     """A suite that cannot be found or read; the message says why."""
 
 

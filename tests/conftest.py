@@ -77,10 +77,10 @@ def llama_cpp_server(model_path, tmp_path_factory):
 @pytest.fixture(scope="session")
 def app_url():
     """The whole app, launched in this process as `python app.py` would, on a free port."""
-    from playground.config import StartupConfig
-    from ui.page import build_demo, launch
+    from flow.startup import StartupConfig
+    from app import build_app, launch
 
-    demo = build_demo(StartupConfig())
+    demo = build_app(StartupConfig())
     _, url, _ = launch(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, quiet=True)
     yield url.rstrip("/")
     demo.close()

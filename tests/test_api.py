@@ -5,9 +5,9 @@ import json
 import pytest
 from gradio_client import Client
 
-from playground.conversation import EXAMPLE_PATH
-from playground import flow
-from playground.conversation import Conversation
+from core.conversation import EXAMPLE_PATH
+import flow
+from core.conversation import Conversation
 
 EXAMPLE = EXAMPLE_PATH.read_text()
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-EXAMPLE = str(ROOT / "playground" / "example_conversation.json")
+EXAMPLE = str(ROOT / "core" / "example_conversation.json")
 
 
 def app(*args, stdin="", env=None):
@@ -107,7 +107,7 @@ def test_serving_with_a_wrong_choice_stops_with_a_sentence(flag, message):
 
 
 def test_environment_presets_the_backend_like_memgpt():
-    from playground.config import from_environment
+    from flow.startup import from_environment
 
     assert from_environment({}).backend_type == "embedded"
     config = from_environment({"OPENAI_API_BASE": "http://127.0.0.1:5000/v1"})

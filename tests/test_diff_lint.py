@@ -13,7 +13,7 @@ from wrappers import diff as diffmod
 from wrappers import model_template
 from wrappers.diff import prompt_diff, visible
 from wrappers.lint import lint, lint_findings, lint_prompt
-from playground.conversation import Conversation
+from core.conversation import Conversation
 
 MEMGPT_CONVERSATIONS = json.loads((FIXTURES / "memgpt" / "conversations.json").read_text(encoding="utf-8"))
 CHAIN = Conversation.from_data(MEMGPT_CONVERSATIONS["c04_memory_edit_heartbeat_chain"])

@@ -3,7 +3,6 @@ no monitoring dashboard, no run history."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -13,15 +12,17 @@ import time
 import httpx
 import pytest
 
-from playground import cli
-from playground.conversation import EXAMPLE_PATH
+import cli
+from flow import startup
+from flow.startup import StartupConfig
+from core.conversation import EXAMPLE_PATH
 from tests.conftest import ROOT, free_port, wait_for
 
 EXAMPLE = EXAMPLE_PATH.read_text()
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    return cli._parser(cli.config.from_environment({})).parse_args(list(argv))
+def _args(*argv: str) -> StartupConfig:
+    return cli.startup_config(cli._parser(startup.from_environment({})).parse_args(list(argv)))
 
 
 def _app(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -31,21 +32,21 @@ def _app(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 def test_the_default_address_is_loopback():
     assert _args().host == "127.0.0.1"
-    assert cli.exposure_problem(_args()) is None
+    assert startup.exposure_problem(_args()) is None
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]", "LOCALHOST"])
 def test_loopback_addresses(host):
-    assert cli.is_loopback(host)
-    assert cli.exposure_problem(_args("--host", host)) is None
+    assert startup.is_loopback(host)
+    assert startup.exposure_problem(_args("--host", host)) is None
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "example.com", "my-laptop", ""])
 def test_other_addresses_are_exposed(host):
-    assert not cli.is_loopback(host)
-    problem = cli.exposure_problem(_args("--host", host))
+    assert not startup.is_loopback(host)
+    problem = startup.exposure_problem(_args("--host", host))
     assert problem and "without --auth USER:PASS" in problem and "backend URL field" in problem
-    assert cli.RISK_FLAG in problem
+    assert startup.RISK_FLAG in problem
 
 
 @pytest.mark.parametrize("argv", [["--host", "0.0.0.0"], ["--share"], ["--host", "0.0.0.0", "--share"]])
@@ -61,7 +62,7 @@ def test_exposed_without_auth_refuses_to_start_with_a_reason(argv):
 @pytest.mark.parametrize("argv", [["--host", "0.0.0.0", "--auth", "me:secret"], ["--share", "--auth", "me:pw:with:colons"],
                                   ["--host", "0.0.0.0", "--expose-without-auth"], ["--share", "--expose-without-auth"]])
 def test_auth_or_the_explicit_override_lets_it_start(argv):
-    assert cli.exposure_problem(_args(*argv)) is None
+    assert startup.exposure_problem(_args(*argv)) is None
 
 
 @pytest.mark.parametrize("value", ["nopassword", ":pw", "user:", ""])
@@ -75,9 +76,9 @@ def test_auth_keeps_colons_in_the_password():
 
 
 def test_allowed_backends_include_the_startup_backend():
-    assert cli.allowed_backends(_args()) is None
+    assert startup.allowed_backends(_args()) is None
     args = _args("--allow-backend", "10.0.0.5:8080", "--allow-backend", "gpu-box", "--backend-url", "http://127.0.0.1:5001/v1")
-    assert cli.allowed_backends(args) == ["10.0.0.5:8080", "gpu-box", "127.0.0.1:5001"]
+    assert startup.allowed_backends(args) == ["10.0.0.5:8080", "gpu-box", "127.0.0.1:5001"]
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,6 @@ def test_monitoring_and_run_history_are_off(app_url):
 def test_the_page_binds_loopback_only(app_url):
     assert app_url.startswith("http://127.0.0.1:")
     done = subprocess.run([sys.executable, "-c", "import json,sys; sys.path.insert(0, sys.argv[1]);"
-                           "from playground import cli; print(json.dumps(cli._parser(cli.config.from_environment({}))"
-                           ".parse_args([]).host))", str(ROOT)], capture_output=True, text=True, timeout=60)
+                           "from flow.startup import StartupConfig; print(json.dumps(StartupConfig().host))", str(ROOT)],
+                          capture_output=True, text=True, timeout=60)
     assert json.loads(done.stdout) == "127.0.0.1"

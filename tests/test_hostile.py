@@ -24,8 +24,9 @@ import backends
 import presets
 import wrappers
 from backends import BackendError, Settings
-from playground import page, userdata
-from playground.conversation import EXAMPLE_PATH, Conversation
+from core import userdir
+from workbench import panels
+from core.conversation import EXAMPLE_PATH, Conversation
 from wrappers.render import MAX_OUTPUT_CHARS, TemplateError, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,12 +122,12 @@ def test_unsafe_attribute_is_named_not_printed_as_empty():
 
 
 def test_page_preview_shows_the_limit_in_place_of_the_prompt():
-    text, status = page.preview("chatml", RUNAWAY["string multiplication"][0], EXAMPLE)
+    text, status = panels.preview("chatml", RUNAWAY["string multiplication"][0], EXAMPLE)
     assert text.startswith("Template error at line 1:") and "over 2,000,000 characters" in text
     assert status.startswith("❌ Template error")
-    text, status = page.preview("chatml", RUNAWAY["nested loops"][0], EXAMPLE)
+    text, status = panels.preview("chatml", RUNAWAY["nested loops"][0], EXAMPLE)
     assert "longer than 2 s" in status
-    text, status = page.preview("chatml", "{{ messages[0].role }}", EXAMPLE)
+    text, status = panels.preview("chatml", "{{ messages[0].role }}", EXAMPLE)
     assert text == "system" and status.startswith("✅")
 
 
@@ -227,13 +228,13 @@ BAD_NAMES = {
 
 @pytest.mark.parametrize("name", list(BAD_NAMES))
 def test_wrapper_save_refuses_bad_names_and_writes_nothing(user_home, name):
-    names, selected, status = page.save_wrapper("chatml", name, "MINE")
+    names, selected, status = panels.save_wrapper("chatml", name, "MINE")
     assert status.startswith("❌") and BAD_NAMES[name] in status
     assert selected == "chatml"
     written = [p for p in user_home.rglob("*") if p.is_file()] if user_home.exists() else []
     assert written == []
     assert wrappers.get("chatml").template != "MINE"
-    _, _, ok = page.save_wrapper("chatml", "fine-name", "MINE")  # the next save still works
+    _, _, ok = panels.save_wrapper("chatml", "fine-name", "MINE")  # the next save still works
     assert ok.startswith("✅")
 
 
@@ -248,7 +249,7 @@ def test_preset_save_refuses_bad_names(user_home, name):
 @pytest.mark.parametrize("name", ["chatml", "llama3", "qwen3"])
 def test_a_builtin_wrapper_cannot_be_overwritten(user_home, name):
     original = wrappers.get(name).template
-    names, selected, status = page.save_wrapper("chatml", name, "OVERWRITE")
+    names, selected, status = panels.save_wrapper("chatml", name, "OVERWRITE")
     assert status.startswith("❌") and "built-in name" in status
     assert wrappers.get(name).template == original
     assert not (user_home / "wrappers" / f"{name}.yaml").exists()
@@ -271,13 +272,13 @@ def test_a_user_file_planted_under_a_builtin_name_never_shadows_it(user_home):
 
 def test_check_name_keeps_good_names():
     for name in ("my-wrapper", "a", "chatml.v2", "x+y_z", "A1" * 32):
-        assert userdata.check_name(name, taken_by_builtin=False) == name
+        assert userdir.check_name(name, taken_by_builtin=False) == name
 
 
 def test_atomic_write_replaces_the_whole_file(tmp_path):
     path = tmp_path / "w" / "a.yaml"
-    userdata.atomic_write(path, "old")
-    userdata.atomic_write(path, "new")
+    userdir.atomic_write(path, "old")
+    userdir.atomic_write(path, "new")
     assert path.read_text() == "new"
     assert sorted(p.name for p in path.parent.iterdir()) == ["a.yaml"]  # no temporary left
 
@@ -285,7 +286,7 @@ def test_atomic_write_replaces_the_whole_file(tmp_path):
 @pytest.mark.parametrize("fault", ["replace", "fsync", "write"])
 def test_a_crash_during_save_keeps_the_old_file_whole(tmp_path, monkeypatch, fault):
     path = tmp_path / "a.yaml"
-    userdata.atomic_write(path, "old content\n" * 100)
+    userdir.atomic_write(path, "old content\n" * 100)
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("simulated crash")  # BaseException, like a kill between write and rename
@@ -294,14 +295,14 @@ def test_a_crash_during_save_keeps_the_old_file_whole(tmp_path, monkeypatch, fau
     if target:
         monkeypatch.setattr(*target, crash)
         with pytest.raises(KeyboardInterrupt):
-            userdata.atomic_write(path, "new content\n" * 100)
+            userdir.atomic_write(path, "new content\n" * 100)
     else:
         with pytest.raises(TypeError):
-            userdata.atomic_write(path, 12345)  # not text: the write itself fails
+            userdir.atomic_write(path, 12345)  # not text: the write itself fails
     monkeypatch.undo()
     assert path.read_text() == "old content\n" * 100
     assert [p.name for p in tmp_path.iterdir()] == ["a.yaml"]  # the temporary file was cleaned up
-    userdata.atomic_write(path, "new content\n")  # and the next save works
+    userdir.atomic_write(path, "new content\n")  # and the next save works
     assert path.read_text() == "new content\n"
 
 
@@ -309,19 +310,19 @@ CRASHER = r"""
 import os, sys, signal
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from playground import userdata
+from core import userdir
 real_replace = os.replace
 def replace(src, dst):
     print("WRITTEN", src, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # killed between the write and the rename
 os.replace = replace
-userdata.atomic_write(Path(sys.argv[2]), "NEW " * 100000)
+userdir.atomic_write(Path(sys.argv[2]), "NEW " * 100000)
 """
 
 
 def test_a_process_killed_between_write_and_rename_loses_nothing(tmp_path):
     path = tmp_path / "my.yaml"
-    userdata.atomic_write(path, "OLD " * 100000)
+    userdir.atomic_write(path, "OLD " * 100000)
     done = subprocess.run([sys.executable, "-c", CRASHER, str(ROOT), str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == -9, done.stderr
     temp = Path(done.stdout.split("WRITTEN ", 1)[1].strip())
@@ -334,7 +335,7 @@ def test_a_process_killed_between_write_and_rename_loses_nothing(tmp_path):
 def test_concurrent_saves_leave_one_whole_version(tmp_path):
     path = tmp_path / "race.yaml"
     texts = [f"{i}" * 200_000 for i in range(8)]
-    threads = [threading.Thread(target=userdata.atomic_write, args=(path, t)) for t in texts]
+    threads = [threading.Thread(target=userdir.atomic_write, args=(path, t)) for t in texts]
     for t in threads:
         t.start()
     for t in threads:
@@ -431,22 +432,22 @@ def test_api_key_never_appears_in_the_page_status_export_or_saved_session(echo_s
     def controls_for(url: str) -> list:
         known = {"backend_type": "openai", "url": url, "model": "", "api_key": SECRET, "timeout": 10, "extra_json": "",
                  "wrapper": "chatml", "template": wrappers.get("chatml").template, "preset": "deterministic",
-                 **dict(zip(page.SLIDER_KEYS, page.preset_values("deterministic"), strict=False)), "stop_json": "",
+                 **dict(zip(panels.SLIDER_KEYS, panels.preset_values("deterministic"), strict=False)), "stop_json": "",
                  "grammar": ""}
-        return [known.get(name, False) for name in page.CONFIG_FIELDS]  # fields added later: off
+        return [known.get(name, False) for name in panels.CONFIG_FIELDS]  # fields added later: off
 
     controls = controls_for(echo_server)
-    config = page.PanelConfig.from_controls(controls)
-    outputs = list(page.run_generation(config, EXAMPLE))
+    config = panels.PanelConfig.from_controls(controls)
+    outputs = list(panels.run_generation(config, EXAMPLE))
     assert outputs[-1][3].startswith("❌") and "401" in outputs[-1][3]
     assert SECRET not in json.dumps(outputs, default=str)
-    good = page.PanelConfig.from_controls(controls_for(echo_server + "/ok"))
-    *_, last = page.run_generation(good, EXAMPLE)
+    good = panels.PanelConfig.from_controls(controls_for(echo_server + "/ok"))
+    *_, last = panels.run_generation(good, EXAMPLE)
     record = last[4]
     assert record is not None and SECRET not in json.dumps(last, default=str)
-    exported = page.export_panel(record, "chatml", wrappers.get("chatml").template)
+    exported = panels.export_panel(record, "chatml", wrappers.get("chatml").template)
     assert SECRET not in json.dumps(exported)
-    state = page.session_state(EXAMPLE, "", "", 1, controls, len(controls))
+    state = panels.session_state(EXAMPLE, "", "", 1, controls, len(controls))
     assert SECRET not in json.dumps(state)
 
 

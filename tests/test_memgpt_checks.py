@@ -9,7 +9,7 @@ import pytest
 import wrappers
 from parsers import ParseError, ParseResult, ToolCall
 from parsers.memgpt_checks import FIRST, HEARTBEAT, first_message_problems, heartbeat_checks, memgpt_checks
-from playground.conversation import Conversation, example
+from core.conversation import Conversation, example
 
 SYSTEM = {"role": "system", "content": "You are Sam."}
 

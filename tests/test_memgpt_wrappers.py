@@ -13,7 +13,7 @@ import pytest
 
 import wrappers
 from parsers.memgpt import CleanJSONError, clean_json
-from playground.conversation import Conversation
+from core.conversation import Conversation
 from wrappers.render import TemplateError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "memgpt"

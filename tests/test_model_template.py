@@ -11,8 +11,8 @@ import time
 import pytest
 
 import wrappers
-from playground import userdata
-from playground.conversation import Conversation
+from core import userdir
+from core.conversation import Conversation
 from wrappers import TemplateError, model_template
 from wrappers.model_template import ModelTemplateError, read_gguf_metadata, suggest_parser
 
@@ -36,7 +36,7 @@ def test_smollm2_gguf_template_and_tokens():
     assert w.variables == {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>"}
     assert w.stop == ["<|im_end|>"]
     assert w.parser == "llamacpp_generic" and "no tool-call markers" in w.description
-    assert userdata.check_name(w.name, taken_by_builtin=False) == w.name  # usable with Save as…
+    assert userdir.check_name(w.name, taken_by_builtin=False) == w.name  # usable with Save as…
     assert w.render(HI) == ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
                             "<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import wrappers
-from playground.conversation import Conversation
+from core.conversation import Conversation
 
 GOLDEN = Path(__file__).parent / "fixtures" / "templates" / "render_golden.jsonl"
 RECORDS = [json.loads(line) for line in GOLDEN.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import wrappers
-from playground.conversation import Conversation, example
+from core.conversation import Conversation, example
 from wrappers import TemplateError, WrapperError
 from wrappers.lint import lint
 

@@ -13,9 +13,9 @@ import wrappers
 from backends import Settings
 from parsers import ParseError, ParseResult, ToolCall
 from parsers.validate import validate_calls
-from playground.conversation import Conversation
+from core.conversation import Conversation
 from scoreboard import grammar, load_suite, run_scoreboard, suite_names
-from scoreboard.cli import add_score_command, run_score
+from cli.score import add_score_command, run_score
 from scoreboard.runner import ScoreRequest, conversation_for, judge
 from scoreboard.suites import SuiteError, from_data
 

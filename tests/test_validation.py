@@ -7,8 +7,8 @@ import json
 import parsers
 import wrappers
 from parsers import Check, ParseContext, ParseResult, ToolCall
-from playground import flow
-from playground.conversation import Conversation
+import flow
+from core.conversation import Conversation
 
 WEATHER = [{
     "name": "get_weather", "description": "Weather for a city.",

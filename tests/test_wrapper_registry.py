@@ -4,7 +4,7 @@ import pytest
 
 import parsers
 import wrappers
-from playground.conversation import EXAMPLE_PATH, Conversation
+from core.conversation import EXAMPLE_PATH, Conversation
 
 
 @pytest.mark.parametrize("name", wrappers.names())

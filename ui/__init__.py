@@ -1,1 +1,1 @@
-"""The Gradio layer: layout and event wiring only; the logic is in `playground`."""
+"""The page face's Gradio layer: layout and event wiring only; the logic is in `workbench`."""

@@ -2,7 +2,7 @@
 (the output side), default stop strings, template variables and the forced assistant prefix.
 
 Built-ins are YAML files in `wrappers/builtin/`; a user's copies live in the user folder
-(`playground.userdata`) and may not take a built-in's name. Python wrappers with MemGPT's interface
+(`core.userdir`) and may not take a built-in's name. Python wrappers with MemGPT's interface
 dropped into the user folder's `plugins/` are listed too (`wrappers.plugins`; `kind == "python"`).
 
 Every parse is validated against the conversation's functions (`parsers.parse`); wrappers with
@@ -13,6 +13,7 @@ correction (`parsers.memgpt_checks`).
 
 from __future__ import annotations
 
+from core.errors import UserError
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,8 @@ import yaml
 import parsers
 from parsers import ParseContext, ParseResult
 from parsers.memgpt_checks import memgpt_checks
-from playground import userdata
-from playground.conversation import Conversation
+from core import userdir
+from core.conversation import Conversation
 
 from .render import TemplateError, render  # noqa: F401  (TemplateError is part of this package's surface)
 
@@ -32,7 +33,7 @@ _FIELDS = {"name", "description", "models", "template", "parser", "parser_option
            "assistant_prefix", "assistant_prefix_first_message"}
 
 
-class WrapperError(ValueError):
+class WrapperError(UserError, ValueError):
     """A wrapper that cannot be found, loaded or saved; the message says why."""
 
 
@@ -133,7 +134,7 @@ def _builtins() -> dict[str, Wrapper]:
 
 
 def _user_dir() -> Path:
-    return userdata.folder("wrappers")
+    return userdir.folder("wrappers")
 
 
 def load_errors() -> list[str]:
@@ -185,10 +186,10 @@ def save_as(base: Wrapper, name: str, template: str, description: str | None = N
     if base.kind != "jinja":
         raise WrapperError(f"'{base.name}' is a Python wrapper ({base.source}); edit its file instead of saving a copy")
     try:
-        name = userdata.check_name(name, taken_by_builtin=name in _builtins())
-    except userdata.InvalidName as e:
+        name = userdir.check_name(name, taken_by_builtin=name in _builtins())
+    except userdir.InvalidName as e:
         raise WrapperError(str(e)) from None
     copy = Wrapper(**{**{k: getattr(base, k) for k in Wrapper.__dataclass_fields__}, "source": None, "name": name, "template": template, "builtin": False,
                       "description": description if description is not None else f"Edited copy of {base.name}. {base.description}".strip()})
-    userdata.atomic_write(_user_dir() / f"{name}.yaml", copy.to_yaml())
+    userdir.atomic_write(_user_dir() / f"{name}.yaml", copy.to_yaml())
     return copy

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from playground.conversation import Conversation
+from core.conversation import Conversation
 
 from .render import TemplateError
 

@@ -45,8 +45,8 @@ from pathlib import Path
 import parsers
 from parsers import ParseError, ParseResult, ToolCall
 from parsers.memgpt_checks import memgpt_checks
-from playground import userdata
-from playground.conversation import Conversation
+from core import userdir
+from core.conversation import Conversation
 
 from . import Wrapper
 from .render import TemplateError
@@ -72,7 +72,7 @@ class LLMChatCompletionWrapper(abc.ABC):
 
 
 def folder() -> Path:
-    return userdata.folder("plugins")
+    return userdir.folder("plugins")
 
 
 @dataclass

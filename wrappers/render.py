@@ -9,6 +9,7 @@ checks a clock and the size it would produce (see `_Environment`).
 
 from __future__ import annotations
 
+from core.errors import UserError
 import contextvars
 import datetime as _dt
 import functools
@@ -30,7 +31,7 @@ MAX_OUTPUT_CHARS = 2_000_000
 MAX_SECONDS = 2.0
 
 
-class TemplateError(Exception):
+class TemplateError(UserError):
     """A template failed to compile or render; `line` is 1-based where Jinja knows it."""
 
     def __init__(self, message: str, line: int | None = None):

@@ -1,4 +1,4 @@
-"""Named API endpoints (`/render`, `/parse`, `/generate`, `/wrappers`) for gradio_client and scripts.
+"""The API face: named endpoints (`/render`, `/parse`, `/generate`, `/wrappers`) for gradio_client and scripts.
 
 Same inputs as the CLI, with files passed as JSON strings. Errors become gr.Error so the client
 gets the sentence the CLI would print.
@@ -10,35 +10,31 @@ import json
 
 import gradio as gr
 
+import flow
 import presets
 import wrappers as wrapper_registry
-from backends import BackendError
-from parsers import UnknownParser
-from playground import cli, flow
-from playground.conversation import Conversation, ConversationError
+from backends import Settings
+from core.conversation import Conversation
+from core.errors import UserError
 from presets import PresetError
-from wrappers import WrapperError
-from wrappers.render import TemplateError
-
-_USER_ERRORS = (BackendError, ConversationError, PresetError, TemplateError, WrapperError, UnknownParser)
 
 
 def render(wrapper: str, conversation: str, template: str | None = None) -> str:
     """The exact prompt `wrapper` makes of `conversation` (JSON); `template` renders in the wrapper's place."""
     try:
         return flow.render(wrapper, Conversation.from_json(conversation), template or None)
-    except _USER_ERRORS as e:
+    except UserError as e:
         raise gr.Error(str(e)) from None
 
 
 def parse(raw: str, wrapper: str | None = None, functions: str | None = None, format: str | None = None) -> dict:
     """Parse raw model output with a wrapper (or a bare parser `format`); `functions` is JSON."""
     try:
-        conversation = cli.functions_conversation(json.loads(functions)) if functions else None
+        conversation = Conversation.functions_only(json.loads(functions)) if functions else None
         return flow.parse(raw, wrapper=wrapper, format_id=format, conversation=conversation).to_dict()
     except json.JSONDecodeError as e:
         raise gr.Error(f"functions are not valid JSON: {e.msg}") from None
-    except _USER_ERRORS as e:
+    except UserError as e:
         raise gr.Error(str(e)) from None
 
 
@@ -51,11 +47,11 @@ def generate(backend_type: str, wrapper: str, conversation: str, backend_url: st
             raise PresetError("params must be a JSON object of parameter: value")
         request = flow.GenerateRequest(backend_type=backend_type, wrapper=wrapper,
                                        conversation=Conversation.from_json(conversation), preset=preset or None,
-                                       params=overrides, settings=cli.settings(backend_url, backend_model))
+                                       params=overrides, settings=Settings(url=backend_url or "", model=backend_model or ""))
         return flow.generate(request).to_dict()
     except json.JSONDecodeError as e:
         raise gr.Error(f"params are not valid JSON: {e.msg}") from None
-    except _USER_ERRORS as e:
+    except UserError as e:
         raise gr.Error(str(e)) from None
 
 

@@ -7,6 +7,7 @@ rename, so a crash mid-save leaves either the old or the new file, never half of
 
 from __future__ import annotations
 
+from .errors import UserError
 import os
 import re
 import tempfile
@@ -16,7 +17,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
-class InvalidName(ValueError):
+class InvalidName(UserError, ValueError):
     """A user-chosen file name that is not allowed."""
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from .errors import UserError
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class ConversationError(ValueError):
+class ConversationError(UserError, ValueError):
     """The conversation JSON cannot be used; the message says what to fix."""
 
 
@@ -51,6 +52,15 @@ class Conversation:
         if now is not None and not isinstance(now, str):
             raise ConversationError('"now" must be an ISO date string such as "2024-07-26"')
         return cls(messages=messages, functions=functions, template_variables=variables, now=now)
+
+    @classmethod
+    def functions_only(cls, data) -> "Conversation":
+        """A conversation holding only functions, from a list of functions or a conversation object."""
+        if isinstance(data, list):
+            data = {"functions": data}
+        if isinstance(data, dict):
+            data = {"messages": [], **data}
+        return cls.from_data(data)
 
     @classmethod
     def from_json(cls, text: str) -> "Conversation":

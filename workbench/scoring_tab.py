@@ -8,7 +8,7 @@ import threading
 from typing import Iterator
 
 from backends import BackendError
-from playground.page import PanelConfig, backend_settings
+from workbench.panels import PanelConfig, backend_settings
 from presets import PresetError
 from scoreboard import ScoreRequest, SuiteError, run_scoreboard
 from wrappers import WrapperError

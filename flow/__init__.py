@@ -15,7 +15,7 @@ import presets
 import wrappers
 from backends import BackendError, Completion, Settings
 from parsers import ParseContext, ParseResult
-from playground.conversation import Conversation
+from core.conversation import Conversation
 
 
 def render(wrapper: str, conversation: Conversation, template: str | None = None) -> str:

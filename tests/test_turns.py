@@ -5,8 +5,8 @@ import json
 import pytest
 
 import presets
-from playground import page, workbench
-from playground.conversation import EXAMPLE_PATH, Conversation, ConversationError
+from workbench import panels, turns
+from core.conversation import EXAMPLE_PATH, Conversation, ConversationError
 
 EXAMPLE = EXAMPLE_PATH.read_text()
 REPLACE = {"content": None, "inner_thoughts": "He says his name is Brad. Fix it.",
@@ -16,53 +16,53 @@ REPLACE = {"content": None, "inner_thoughts": "He says his name is Brad. Fix it.
 
 
 def test_accept_in_memgpt_shape_then_result_then_user_turn_renders_with_the_wrapper():
-    conv = workbench.accept_call(EXAMPLE, REPLACE, "chatml")
+    conv = turns.accept_call(EXAMPLE, REPLACE, "chatml")
     turn = json.loads(conv)["messages"][-1]
     assert turn["role"] == "assistant" and turn["content"] == "He says his name is Brad. Fix it."
     assert turn["function_call"]["name"] == "core_memory_replace"
     assert json.loads(turn["function_call"]["arguments"])["new_content"] == "First name: Brad"
-    assert workbench.pending_calls(conv) == ["core_memory_replace"]
-    canned = workbench.canned_result("core_memory_replace")
+    assert turns.pending_calls(conv) == ["core_memory_replace"]
+    canned = turns.canned_result("core_memory_replace")
     assert json.loads(canned)["status"] == "OK"
-    conv = workbench.add_function_result(conv, canned, "chatml")
+    conv = turns.add_function_result(conv, canned, "chatml")
     assert json.loads(conv)["messages"][-1] == {"role": "function", "name": "core_memory_replace", "content": canned}
-    assert workbench.pending_calls(conv) == []
-    conv = workbench.add_user_message(conv, "Thanks!", "chatml")
+    assert turns.pending_calls(conv) == []
+    conv = turns.add_user_message(conv, "Thanks!", "chatml")
     assert json.loads(json.loads(conv)["messages"][-1]["content"])["type"] == "user_message"
-    prompt, status = page.preview("chatml", page.wrapper_view("chatml")[0], conv)
+    prompt, status = panels.preview("chatml", panels.wrapper_view("chatml")[0], conv)
     assert status.startswith("✅")
     assert '"new_content": "First name: Brad"' in prompt and "FUNCTION RETURN:" in prompt and '"message": "Thanks!"' in prompt
 
 
 def test_accept_in_openai_tool_calls_shape_for_native_wrappers():
     parallel = {**REPLACE, "content": "Fixing.", "tool_calls": REPLACE["tool_calls"] * 2}
-    conv = workbench.accept_call(EXAMPLE, parallel, "hermes-2-pro")
+    conv = turns.accept_call(EXAMPLE, parallel, "hermes-2-pro")
     turn = json.loads(conv)["messages"][-1]
     assert turn["content"] == "Fixing." and len(turn["tool_calls"]) == 2
     assert isinstance(turn["tool_calls"][0]["function"]["arguments"], str)
-    conv = workbench.add_function_result(conv, '{"ok": true}', "hermes-2-pro")
+    conv = turns.add_function_result(conv, '{"ok": true}', "hermes-2-pro")
     last = json.loads(conv)["messages"][-1]
     assert last["role"] == "tool" and last["tool_call_id"] == turn["tool_calls"][0]["id"]
-    assert len(workbench.pending_calls(conv)) == 1
-    prompt, status = page.preview("hermes-2-pro", page.wrapper_view("hermes-2-pro")[0], conv)
+    assert len(turns.pending_calls(conv)) == 1
+    prompt, status = panels.preview("hermes-2-pro", panels.wrapper_view("hermes-2-pro")[0], conv)
     assert status.startswith("✅") and "<tool_call>" in prompt and "<tool_response>" in prompt
 
 
 def test_nothing_to_accept_or_answer_is_a_sentence():
     with pytest.raises(ConversationError, match="generate one first"):
-        workbench.accept_call(EXAMPLE, None, "chatml")
+        turns.accept_call(EXAMPLE, None, "chatml")
     unparsed = {"content": None, "inner_thoughts": None, "tool_calls": [], "error": {"message": "x", "position": 0}}
-    conv = workbench.accept_call(EXAMPLE, unparsed, "hermes-2-pro", raw="  I could not decide.  ")
+    conv = turns.accept_call(EXAMPLE, unparsed, "hermes-2-pro", raw="  I could not decide.  ")
     assert json.loads(conv)["messages"][-1] == {"role": "assistant", "content": "I could not decide."}
     with pytest.raises(ConversationError, match="no call is waiting"):
-        workbench.add_function_result(EXAMPLE, "x", "chatml")
+        turns.add_function_result(EXAMPLE, "x", "chatml")
 
 
 def test_chat_view_reads_like_memgpts_console():
-    conv = workbench.accept_call(EXAMPLE, REPLACE, "chatml")
-    conv = workbench.accept_call(conv, {**REPLACE, "inner_thoughts": "Now apologise.",
+    conv = turns.accept_call(EXAMPLE, REPLACE, "chatml")
+    conv = turns.accept_call(conv, {**REPLACE, "inner_thoughts": "Now apologise.",
                                         "tool_calls": [{"name": "send_message", "arguments": {"message": "Sorry, Brad!"}}]}, "chatml")
-    view = workbench.chat_view(conv, "chatml")
+    view = turns.chat_view(conv, "chatml")
     texts = [m["content"] for m in view]
     assert "💭 He says his name is Brad. Fix it." in texts
     change = next(m for m in view if m.get("metadata", {}).get("title") == "⚡🧠 core_memory_replace")
@@ -72,97 +72,97 @@ def test_chat_view_reads_like_memgpts_console():
 
 
 def test_session_round_trip_keeps_everything_but_api_keys():
-    per_panel = len(page.CONFIG_FIELDS)
+    per_panel = len(panels.CONFIG_FIELDS)
     controls = []
     for n in range(2):
-        values = dict(zip(page.SLIDER_KEYS, [presets.NEUTRAL[k] for k in page.SLIDER_KEYS], strict=True))
+        values = dict(zip(panels.SLIDER_KEYS, [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS], strict=True))
         controls += ["openai", f"http://127.0.0.1:80{n}", "m", "sk-secret", 30, "{}", "chatml", f"T{n}", "creative",
                      *values.values(), '["x"]', "", 0, ""]
-    state = page.session_state(EXAMPLE, '{"first_message": true}', "2024-07-26", 2, controls, per_panel)
-    text = workbench.session_file(state)
+    state = panels.session_state(EXAMPLE, '{"first_message": true}', "2024-07-26", 2, controls, per_panel)
+    text = turns.session_file(state)
     assert "sk-secret" not in text
-    back = page.restore_controls(workbench.load_session(text), per_panel)
+    back = panels.restore_controls(turns.load_session(text), per_panel)
     assert back[:3] == [EXAMPLE, '{"first_message": true}', "2024-07-26"]
     assert back[3 + 7] == "T0" and back[3 + per_panel + 7] == "T1" and back[3 + 3] == ""  # the key is gone
     with pytest.raises(ConversationError, match="not a Prompt Format Playground session"):
-        workbench.load_session('{"a": 1}')
+        turns.load_session('{"a": 1}')
 
 
 def test_prompt_diff_points_at_the_first_difference_and_shows_whitespace():
-    segments, summary = page.prompt_diff("<|im_start|>user\nhi<|im_end|>", "<|im_start|>user\n hi<|im_end|>\n")
+    segments, summary = panels.prompt_diff("<|im_start|>user\nhi<|im_end|>", "<|im_start|>user\n hi<|im_end|>\n")
     assert summary.startswith("first difference at line 2, column 1")
     added = "".join(text for text, kind in segments if kind == "+")
     assert "·" in added and "↵" in added
-    assert "identical" in page.prompt_diff("same", "same")[1]
+    assert "identical" in panels.prompt_diff("same", "same")[1]
 
 
 def test_stability_counts_parsed_and_expected_over_n_runs():
-    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml", page.wrapper_view("chatml")[0], "deterministic",
-                              [{**presets.NEUTRAL, "max_new_tokens": 6, "top_k": 1, "temperature": 0.0, "seed": 1}[k] for k in page.SLIDER_KEYS],
+    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", panels.wrapper_view("chatml")[0], "deterministic",
+                              [{**presets.NEUTRAL, "max_new_tokens": 6, "top_k": 1, "temperature": 0.0, "seed": 1}[k] for k in panels.SLIDER_KEYS],
                               "", "")
-    tallies = list(workbench.stability(config.request(EXAMPLE), 2, "send_message"))
+    tallies = list(turns.stability(config.request(EXAMPLE), 2, "send_message"))
     assert [t["runs"] for t in tallies] == [1, 2]
     assert tallies[-1]["distinct_outputs"] == 1  # greedy with a fixed seed repeats
     assert tallies[-1]["parsed"] <= 2 and tallies[-1]["expected"] <= tallies[-1]["parsed"]
 
 
 def test_user_preset_save_load_delete(user_home):
-    values = [presets.NEUTRAL[k] for k in page.SLIDER_KEYS]
-    values[page.SLIDER_KEYS.index("temperature")] = 0.33
-    names, selected, status = page.save_preset("mine", values, "", "")
+    values = [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS]
+    values[panels.SLIDER_KEYS.index("temperature")] = 0.33
+    names, selected, status = panels.save_preset("mine", values, "", "")
     assert selected == "mine" and "mine" in names and status.startswith("✅")
     assert presets.load("mine") == {"temperature": 0.33, "grammar": ""} or presets.load("mine") == {"temperature": 0.33}
-    assert page.preset_values("mine")[page.SLIDER_KEYS.index("temperature")] == 0.33
-    assert page.save_preset("deterministic", values, "", "")[2].startswith("❌")
-    names, selected, status = page.delete_preset("mine")
+    assert panels.preset_values("mine")[panels.SLIDER_KEYS.index("temperature")] == 0.33
+    assert panels.save_preset("deterministic", values, "", "")[2].startswith("❌")
+    names, selected, status = panels.delete_preset("mine")
     assert "mine" not in names and status.startswith("✅")
-    assert page.delete_preset("creative")[2].startswith("❌")
+    assert panels.delete_preset("creative")[2].startswith("❌")
 
 
 def test_conversation_checks_still_apply():
     Conversation.from_json(EXAMPLE)
-    assert workbench.chat_view("{not json", "chatml") == []
+    assert turns.chat_view("{not json", "chatml") == []
 
 
 def test_model_template_from_the_gguf_becomes_a_wrapper(user_home, model_path):
-    template, parser, notes, status = page.load_model_template(model_path, "", "smollm2-own")
+    template, parser, notes, status = panels.load_model_template(model_path, "", "smollm2-own")
     assert status.startswith("✅") and "smollm2-own" in status
     assert "<|im_start|>" in template and parser.startswith("`")
-    prompt, prompt_status = page.preview("smollm2-own", template, EXAMPLE)
+    prompt, prompt_status = panels.preview("smollm2-own", template, EXAMPLE)
     assert prompt_status.startswith("✅") and prompt.startswith("<|im_start|>system\n")
 
 
 def test_model_template_needs_a_file_or_text(user_home):
-    assert page.load_model_template(None, "  ", "x")[3].startswith("❌")
-    _, parser, _, status = page.load_model_template(None, "{% for m in messages %}<tool_call>{{ m.content }}{% endfor %}", "pasted")
+    assert panels.load_model_template(None, "  ", "x")[3].startswith("❌")
+    _, parser, _, status = panels.load_model_template(None, "{% for m in messages %}<tool_call>{{ m.content }}{% endfor %}", "pasted")
     assert status.startswith("✅") and "hermes" in parser
 
 
 def _embedded(probabilities=0, **values):
-    sliders = [{**presets.NEUTRAL, "max_new_tokens": 5, "top_k": 1, "temperature": 0.0, **values}[k] for k in page.SLIDER_KEYS]
-    return page.PanelConfig("embedded", "", "", "", 60, "", "chatml", page.wrapper_view("chatml")[0], "deterministic",
+    sliders = [{**presets.NEUTRAL, "max_new_tokens": 5, "top_k": 1, "temperature": 0.0, **values}[k] for k in panels.SLIDER_KEYS]
+    return panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", panels.wrapper_view("chatml")[0], "deterministic",
                             sliders, "", "", probabilities)
 
 
 def test_token_view_heatmap_and_alternatives_from_a_real_generation():
-    *_, (raw, parsed, request, status, record) = page.run_generation(_embedded(probabilities=3), EXAMPLE)
+    *_, (raw, parsed, request, status, record) = panels.run_generation(_embedded(probabilities=3), EXAMPLE)
     tokens = record["tokens"]
     assert len(tokens) >= 1 and "".join(t["token"] for t in tokens) == raw
-    spans = page.token_heatmap(tokens)
+    spans = panels.token_heatmap(tokens)
     assert [text for text, _ in spans] == [t["token"] for t in tokens] and all(0 <= score <= 1 for _, score in spans)
-    rows, caption = page.token_alternatives(tokens, 0)
+    rows, caption = panels.token_alternatives(tokens, 0)
     assert 1 <= len(rows) <= 3 and rows[0][3] == "✓"  # greedy: the chosen token is the likeliest
     assert caption.startswith("Token 1:")
-    assert page.token_alternatives(tokens, 999)[0] == []
+    assert panels.token_alternatives(tokens, 999)[0] == []
 
 
 def test_prompt_tokens_and_the_models_own_template_from_the_embedded_backend():
-    rows, summary = page.prompt_tokens(_embedded(), EXAMPLE)
+    rows, summary = panels.prompt_tokens(_embedded(), EXAMPLE)
     assert rows[0][2] == repr("<|im_start|>") and "tokens, as embedded tokenizes them" in summary
-    template, status = page.server_template(_embedded())
+    template, status = panels.server_template(_embedded())
     assert status.startswith("✅") and "<|im_start|>" in template
 
 
 def test_detect_reports_nothing_listening():
-    kind, status = page.detect_backend("http://127.0.0.1:9")
+    kind, status = panels.detect_backend("http://127.0.0.1:9")
     assert kind is None and status.startswith("❌")

@@ -1,44 +1,29 @@
-"""Command line: `python app.py` serves the page; `render`, `parse`, `generate` and `wrappers` work
-without it. Errors print one sentence to stderr and exit with status 2."""
+"""The command-line face: `render`, `parse`, `generate`, `wrappers` and `score` work without the page;
+with no command, the arguments become a `StartupConfig` handed to the `serve` callback that app.py
+gives (so this face never imports another). Errors print one sentence to stderr and exit with status 2."""
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import sys
-from urllib.parse import urlsplit
+from typing import Callable
 
 import backends
+import flow
 import parsers
 import presets
 import wrappers
-from backends import BackendError, Settings
-from parsers import UnknownParser
-from playground import config, flow
-from playground.conversation import Conversation, ConversationError
-from presets import PresetError
-from scoreboard.cli import add_score_command, run_score
-from wrappers import WrapperError
-from wrappers.render import TemplateError
+from backends import Settings
+from core.conversation import Conversation, ConversationError
+from core.errors import UserError
+from flow import startup
+from flow.startup import RISK_FLAG, StartupConfig
 
-USER_ERRORS = (BackendError, ConversationError, PresetError, TemplateError, WrapperError, UnknownParser)
+from .score import add_score_command, run_score
 
 
-def functions_conversation(data) -> Conversation:
-    """A conversation holding only functions, from a list of functions or a conversation object."""
-    if isinstance(data, list):
-        data = {"functions": data}
-    if isinstance(data, dict):
-        data = {"messages": [], **data}
-    return Conversation.from_data(data)
-
-
-def settings(url: str = "", model: str = "", timeout: float = 120.0) -> Settings:
-    return Settings(url=url or "", model=model or "", timeout=timeout)
-
-
-def _parser(defaults: config.StartupConfig) -> argparse.ArgumentParser:
+def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="app.py", description="Prompt Format Playground: see the exact prompt, the raw output and the parsed function call.")
     p.add_argument("--backend-type", default=defaults.backend_type, help=f"one of: {', '.join(backends.names())} (default: %(default)s)")
     p.add_argument("--backend-url", default=defaults.backend_url, help="the server's address, e.g. http://127.0.0.1:8080")
@@ -87,55 +72,11 @@ def _parser(defaults: config.StartupConfig) -> argparse.ArgumentParser:
     return p
 
 
-RISK_FLAG = "--expose-without-auth"
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
-
-
 def _auth(value: str) -> tuple[str, str]:
     user, sep, password = value.partition(":")
     if not sep or not user or not password:
         raise argparse.ArgumentTypeError("give --auth as USER:PASS, both non-empty")
     return user, password
-
-
-def is_loopback(host: str) -> bool:
-    """True when `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
-    host = (host or "").strip().strip("[]").lower()
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # any other name may resolve to a reachable address
-
-
-def exposure_problem(args: argparse.Namespace) -> str | None:
-    """The sentence refusing to serve where others can reach the page without a password, or None."""
-    exposed = []
-    if not is_loopback(args.host):
-        exposed.append(f"on {args.host}")
-    if getattr(args, "share", False):
-        exposed.append("through a public share link")
-    if not exposed or getattr(args, "auth", None) or getattr(args, "expose_without_auth", False):
-        return None
-    return (f"refusing to serve {' and '.join(exposed)} without --auth USER:PASS: anyone who can reach the page could "
-            "use it, and its backend URL field lets a visitor make this machine send requests to any address it can "
-            "reach, your local network included. Add --auth USER:PASS (and --allow-backend HOST[:PORT] to limit where "
-            f"requests go), or pass {RISK_FLAG} if you accept that risk.")
-
-
-def allowed_backends(args: argparse.Namespace) -> list[str] | None:
-    """The hosts backend requests may reach, or None for anywhere (no --allow-backend given)."""
-    hosts = [h.strip() for h in getattr(args, "allow_backend", None) or [] if h.strip()]
-    if not hosts:
-        return None
-    url = getattr(args, "backend_url", "") or ""
-    if url:  # the operator's own start-up backend is always allowed
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        if parts.hostname:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            hosts.append(f"{parts.hostname}:{port}")
-    return hosts
 
 
 def _read_text(path: str, what: str) -> str:
@@ -160,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(flow.render(args.wrapper, Conversation.from_file(args.conversation), template))
         sys.stdout.flush()
     elif args.command == "parse":
-        conversation = functions_conversation(_load_json(args.functions, "functions")) if args.functions else None
+        conversation = Conversation.functions_only(_load_json(args.functions, "functions")) if args.functions else None
         raw = sys.stdin.read()
         result = flow.parse(raw, wrapper=args.wrapper, format_id=args.format, conversation=conversation)
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -168,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         params = dict(presets.parse_param(p) for p in args.param)
         request = flow.GenerateRequest(
             backend_type=args.backend_type, wrapper=args.wrapper, conversation=Conversation.from_file(args.conversation),
-            settings=settings(args.backend_url, args.backend_model or args.model, args.timeout),
+            settings=Settings(url=args.backend_url or "", model=args.backend_model or args.model or "", timeout=args.timeout),
             preset=args.preset or None, params=params,
             template=_read_text(args.template, "template") if args.template else None)
         print(json.dumps(flow.generate(request).to_dict(), indent=2, ensure_ascii=False))
@@ -179,24 +120,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    defaults = config.from_environment()
-    args = _parser(defaults).parse_args(argv)
+def startup_config(args: argparse.Namespace) -> StartupConfig:
+    """The serve arguments as the plain start-up config every face takes."""
+    return StartupConfig(backend_type=args.backend_type, backend_url=args.backend_url,
+                         backend_model=args.backend_model or args.model, wrapper=args.wrapper, preset=args.preset,
+                         host=args.host, port=args.port, auth=args.auth, share=args.share,
+                         expose_without_auth=args.expose_without_auth, allow_backend=list(args.allow_backend))
+
+
+def main(argv: list[str] | None = None, serve: Callable[[StartupConfig], int] | None = None) -> int:
+    """Run a command, or with none hand the start-up config to `serve` (app.py's page, API and endpoint)."""
+    args = _parser(startup.from_environment()).parse_args(argv)
+    config = startup_config(args)
     try:
-        hosts = allowed_backends(args)
+        hosts = startup.allowed_backends(config)
         if hosts is not None:
             backends.set_allowed_hosts(hosts)
         if args.command is None:
-            problem = exposure_problem(args)
+            problem = startup.exposure_problem(config)
             if problem:
                 print(f"error: {problem}", file=sys.stderr)
                 return 2
-            backends.create(args.backend_type, settings())  # a wrong type stops here, before serving
-            from ui.page import serve  # Gradio loads only to serve the page
-
-            return serve(args)
+            backends.create(config.backend_type, Settings())  # a wrong type stops here, before serving
+            if serve is None:
+                print("error: no page to serve from here; run `python app.py`", file=sys.stderr)
+                return 2
+            return serve(config)
         return run(args)
-    except USER_ERRORS as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:

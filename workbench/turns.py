@@ -10,8 +10,8 @@ import uuid
 from typing import Iterator
 
 import wrappers
-from playground import flow
-from playground.conversation import Conversation, ConversationError
+import flow
+from core.conversation import Conversation, ConversationError
 
 MEMGPT_PARSER = "memgpt_inner_monologue"
 SESSION_VERSION = 1

@@ -4,94 +4,94 @@ import json
 
 import presets
 import wrappers
-from playground import page
-from playground.conversation import EXAMPLE_PATH
+from workbench import panels
+from core.conversation import EXAMPLE_PATH
 
 EXAMPLE = EXAMPLE_PATH.read_text()
 
 
 def test_preview_renders_the_edited_template_not_the_saved_one():
-    template, _ = page.wrapper_view("chatml")
-    prompt, status = page.preview("chatml", template, EXAMPLE)
+    template, _ = panels.wrapper_view("chatml")
+    prompt, status = panels.preview("chatml", template, EXAMPLE)
     assert prompt.startswith("<|im_start|>system\n") and "Brad, not Chad" in prompt
     assert status.startswith("✅")
-    edited, _ = page.preview("chatml", "EDITED {{ messages | length }}", EXAMPLE)
+    edited, _ = panels.preview("chatml", "EDITED {{ messages | length }}", EXAMPLE)
     assert edited == "EDITED 2"
 
 
 def test_template_error_shows_message_and_line_in_place_of_the_prompt():
-    prompt, status = page.preview("chatml", "ok\n{% for m in messages %}\nno end", EXAMPLE)
+    prompt, status = panels.preview("chatml", "ok\n{% for m in messages %}\nno end", EXAMPLE)
     assert prompt.startswith("Template error at line") and "syntax" in prompt
     assert status.startswith("❌")
 
 
 def test_bad_conversation_json_is_reported():
-    prompt, status = page.preview("chatml", "x", '{"messages": [')
+    prompt, status = panels.preview("chatml", "x", '{"messages": [')
     assert "not valid JSON" in prompt and "line 1" in prompt
 
 
 def test_template_variables_and_date_reach_the_template():
-    prompt, _ = page.preview("chatml", "{{ first_message }} {{ strftime_now('%Y') }}", EXAMPLE, '{"first_message": true}', "2024-07-26")
+    prompt, _ = panels.preview("chatml", "{{ first_message }} {{ strftime_now('%Y') }}", EXAMPLE, '{"first_message": true}', "2024-07-26")
     assert prompt == "True 2024"
 
 
 def test_mark_whitespace_makes_every_space_and_line_end_visible():
-    assert page.mark_whitespace("a b\n\tc \n") == "a·b↵\n→c·↵\n"
+    assert panels.mark_whitespace("a b\n\tc \n") == "a·b↵\n→c·↵\n"
 
 
 def test_save_as_stores_under_the_user_folder_and_lists_it(user_home):
-    names, selected, status = page.save_wrapper("chatml", "my-chatml", "MINE {{ messages | length }}")
+    names, selected, status = panels.save_wrapper("chatml", "my-chatml", "MINE {{ messages | length }}")
     assert selected == "my-chatml" and "my-chatml" in names and status.startswith("✅")
     assert (user_home / "wrappers" / "my-chatml.yaml").is_file()
     saved = wrappers.get("my-chatml")
     assert saved.parser == wrappers.get("chatml").parser and saved.stop == wrappers.get("chatml").stop
-    prompt, _ = page.preview("my-chatml", saved.template, EXAMPLE)
+    prompt, _ = panels.preview("my-chatml", saved.template, EXAMPLE)
     assert prompt == "MINE 2"
 
 
 def test_save_as_never_overwrites_a_builtin_or_escapes_the_folder(user_home):
     for name in ("chatml", "../../evil", "", "con"):
-        names, selected, status = page.save_wrapper("chatml", name, "x")
+        names, selected, status = panels.save_wrapper("chatml", name, "x")
         assert status.startswith("❌") and selected == "chatml"
     assert not (user_home / "evil.yaml").exists()
     assert wrappers.get("chatml").builtin
 
 
 def test_preset_values_fill_every_control_in_order():
-    values = page.preset_values("deterministic")
-    keys = page.SLIDER_KEYS
+    values = panels.preset_values("deterministic")
+    keys = panels.SLIDER_KEYS
     assert values[keys.index("top_k")] == 1 and values[keys.index("temperature")] == 0.0
     assert values[-2] == ""  # no stop list: the wrapper's own is used
-    assert json.loads(page.preset_values("memgpt-default")[-2])[0] == "\nUSER:"
+    assert json.loads(panels.preset_values("memgpt-default")[-2])[0] == "\nUSER:"
 
 
 def test_controls_become_explicit_params_and_empty_stop_means_the_wrappers():
-    sliders = [presets.NEUTRAL[k] for k in page.SLIDER_KEYS]
-    params = page.params_from_controls(sliders, "", ["<|im_end|>"])
+    sliders = [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS]
+    params = panels.params_from_controls(sliders, "", ["<|im_end|>"])
     assert params["stop"] == ["<|im_end|>"]
-    assert page.params_from_controls(sliders, '["\\nUSER:"]', ["x"])["stop"] == ["\nUSER:"]
+    assert panels.params_from_controls(sliders, '["\\nUSER:"]', ["x"])["stop"] == ["\nUSER:"]
 
 
 def test_check_backend_says_plainly_when_nothing_is_there():
-    status, models = page.check_backend("openai", "http://127.0.0.1:9", "", "", 2)
+    status, models = panels.check_backend("openai", "http://127.0.0.1:9", "", "", 2)
     assert status.startswith("❌ cannot connect to http://127.0.0.1:9") and models == []
 
 
 def test_backend_defaults_say_which_parameters_are_ignored():
-    url, ignored = page.backend_defaults("openai")
+    url, ignored = panels.backend_defaults("openai")
     assert url.startswith("http://") and "top_k" in ignored and "temperature" not in ignored
 
 
 def _config(**values):
-    sliders = [{**presets.NEUTRAL, **values}[k] for k in page.SLIDER_KEYS]
+    sliders = [{**presets.NEUTRAL, **values}[k] for k in panels.SLIDER_KEYS]
     return sliders
 
 
 def test_generation_streams_then_finishes_with_a_parse_and_the_request():
-    template, _ = page.wrapper_view("chatml")
-    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
+    template, _ = panels.wrapper_view("chatml")
+    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
                               _config(top_k=1, temperature=0.0, max_new_tokens=12, seed=3), "", "")
-    updates = list(page.run_generation(config, EXAMPLE))
+    updates = list(panels.run_generation(config, EXAMPLE))
     raw, parsed, request, status, record = updates[-1]
     assert status.startswith("Done"), status
     assert request["json"]["max_tokens"] == 12 and request["json"]["prompt"].endswith('{\n  "function":')
@@ -101,11 +101,11 @@ def test_generation_streams_then_finishes_with_a_parse_and_the_request():
 
 
 def test_streamed_updates_are_coalesced_but_the_first_chunk_and_the_end_go_out_at_once():
-    template, _ = page.wrapper_view("chatml")
-    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
+    template, _ = panels.wrapper_view("chatml")
+    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
                               _config(top_k=1, temperature=0.0, max_new_tokens=16, seed=3, stop=[]), "[]", "")
-    every = list(page.run_generation(config, EXAMPLE))
-    coalesced = list(page.run_generation(config, EXAMPLE, update_every=3600))
+    every = list(panels.run_generation(config, EXAMPLE))
+    coalesced = list(panels.run_generation(config, EXAMPLE, update_every=3600))
     streaming = [u for u in every[1:-1] if u[0]]
     assert len(streaming) >= 8  # one update per token when not coalesced
     assert [u[3] for u in coalesced[:1]] == [every[0][3]]  # "Generating…" first
@@ -114,22 +114,22 @@ def test_streamed_updates_are_coalesced_but_the_first_chunk_and_the_end_go_out_a
 
 
 def test_generation_errors_end_with_a_sentence_and_keep_the_page_usable():
-    config = page.PanelConfig("openai", "http://127.0.0.1:9", "", "", 2, "", "chatml", "x", "deterministic", _config(), "", "")
-    *_, (raw, parsed, request, status, record) = page.run_generation(config, EXAMPLE)
+    config = panels.PanelConfig("openai", "http://127.0.0.1:9", "", "", 2, "", "chatml", "x", "deterministic", _config(), "", "")
+    *_, (raw, parsed, request, status, record) = panels.run_generation(config, EXAMPLE)
     assert status.startswith("❌ cannot connect") and parsed is None and record is None
 
 
 def test_json_schema_from_the_page_constrains_a_real_generation():
     schema = '{"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}'
-    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml",
+    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml",
                               "<|im_start|>user\nHow many legs has a cat?<|im_end|>\n<|im_start|>assistant\n", "deterministic",
                               _config(top_k=1, temperature=0.0, max_new_tokens=24, seed=1), "[]", "", 0, schema)
-    *_, (raw, parsed, request, status, record) = page.run_generation(config, EXAMPLE)
+    *_, (raw, parsed, request, status, record) = panels.run_generation(config, EXAMPLE)
     assert request["json"]["json_schema"]["required"] == ["answer"]  # recorded as sent
     assert isinstance(json.loads(raw)["answer"], int), raw
 
 
 def test_a_bad_json_schema_is_a_sentence():
-    config = page.PanelConfig("embedded", "", "", "", 60, "", "chatml", "x", "deterministic", _config(), "", "", 0, "{nope")
-    *_, last = page.run_generation(config, EXAMPLE)
+    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", "x", "deterministic", _config(), "", "", 0, "{nope")
+    *_, last = panels.run_generation(config, EXAMPLE)
     assert last[3].startswith("❌ the JSON schema is not valid JSON")

@@ -1,10 +1,4 @@
-"""`python app.py score ...`: run a scoreboard from the command line, print the matrix, write the JSON.
-
-Registered in playground/cli.py with two lines:
-
-    add_score_command(sub)                                   # in _parser(), with the other subcommands
-    elif args.command == "score": return run_score(args)     # in run()
-"""
+"""`python app.py score ...`: run a scoreboard from the command line, print the matrix, write the JSON."""
 
 from __future__ import annotations
 
@@ -15,16 +9,11 @@ from pathlib import Path
 
 import backends
 import presets
-from backends import BackendError, Settings
-from playground import config
-from presets import PresetError
-from wrappers import TemplateError, WrapperError
-
-from . import grammar, suites
-from .runner import RunRecord, ScoreRequest, run_scoreboard
-from .suites import SuiteError
-
-ERRORS = (BackendError, PresetError, SuiteError, TemplateError, WrapperError, ValueError, OSError)
+from backends import Settings
+from core.errors import UserError
+from flow import startup
+from scoreboard import grammar, suites
+from scoreboard.runner import RunRecord, ScoreRequest, run_scoreboard
 
 
 def _names(text: str) -> list[str]:
@@ -33,7 +22,7 @@ def _names(text: str) -> list[str]:
 
 def add_score_command(subparsers) -> argparse.ArgumentParser:
     """Add the `score` subcommand to an argparse subparsers object."""
-    defaults = config.from_environment()
+    defaults = startup.from_environment()
     s = subparsers.add_parser(
         "score", help="run a suite over wrappers x presets (x grammar) on a backend; prints the matrix, writes JSON",
         description="Measure which wrapper, preset and grammar work with a model: every case of a suite, for each "
@@ -135,18 +124,7 @@ def run_score(args: argparse.Namespace) -> int:
             print(f"{len(failed)} of {len(board.runs)} runs failed; the first ({failed[0].wrapper}, {failed[0].case}): "
                   f"{failed[0].error}", file=sys.stderr)
         return 0
-    except ERRORS as e:
+    except (UserError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (`python -m scoreboard.cli score ...`) until the app's CLI registers the command."""
-    parser = argparse.ArgumentParser(prog="scoreboard")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_score_command(sub)
-    return run_score(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,18 +4,18 @@ import json
 import threading
 
 import presets
-from playground import page, scoring
+from workbench import panels, scoring_tab
 
 
 def _embedded():
-    sliders = [presets.NEUTRAL[k] for k in page.SLIDER_KEYS]
-    return page.PanelConfig("embedded", "", "", "", 60, "", "chatml", "", "deterministic", sliders, "", "")
+    sliders = [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS]
+    return panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", "", "deterministic", sliders, "", "")
 
 
 def test_stop_keeps_the_finished_runs_and_the_counts_follow_from_them():
     stop = threading.Event()
     updates = []
-    for update in scoring.run(_embedded(), "memgpt", ["chatml"], ["deterministic"], "on", 1, 1, 24, stop):
+    for update in scoring_tab.run(_embedded(), "memgpt", ["chatml"], ["deterministic"], "on", 1, 1, 24, stop):
         updates.append(update)
         if update[0].startswith("⏳ 2/"):
             stop.set()  # what the page's Stop does
@@ -26,12 +26,12 @@ def test_stop_keeps_the_finished_runs_and_the_counts_follow_from_them():
     assert cell["runs"] == len(board["runs"]) and cell["parsed"] == sum(r["verdict"]["parsed"] for r in board["runs"])
     assert rows[0][:4] == ["chatml", "deterministic", "on", cell["runs"]]
     assert json.load(open(files[0]))["cells"] == board["cells"] and open(files[1]).read().startswith("suite,wrapper")
-    runs, caption = scoring.cell_runs(board, 0)
+    runs, caption = scoring_tab.cell_runs(board, 0)
     assert runs == board["runs"] and caption.startswith("chatml × deterministic (grammar on)")
     assert all(r["prompt"] and r["request"]["json"]["grammar"] for r in runs)
 
 
 def test_bad_choices_are_a_sentence():
-    assert scoring.run(_embedded(), "memgpt", [], ["deterministic"], "off", 1, 1, 8).__next__()[0].startswith("❌")
-    *_, last = scoring.run(_embedded(), "no-such-suite", ["chatml"], ["deterministic"], "off", 1, 1, 8)
+    assert scoring_tab.run(_embedded(), "memgpt", [], ["deterministic"], "off", 1, 1, 8).__next__()[0].startswith("❌")
+    *_, last = scoring_tab.run(_embedded(), "no-such-suite", ["chatml"], ["deterministic"], "off", 1, 1, 8)
     assert last[0].startswith("❌") and "no-such-suite" in last[0]

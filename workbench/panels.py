@@ -16,8 +16,8 @@ import backends
 import presets
 import wrappers
 from backends import BackendError, Settings
-from playground import flow
-from playground.conversation import Conversation, ConversationError
+import flow
+from core.conversation import Conversation, ConversationError
 from presets import PresetError
 from wrappers import WrapperError, diff, lint, model_template
 from wrappers.render import TemplateError

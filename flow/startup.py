@@ -1,0 +1,86 @@
+"""The start-up configuration every face takes: the environment MemGPT users already have, then flags.
+
+The CLI builds it from argparse; the page, the API and the endpoint read it and never see argparse.
+Exposure rules live here because every face served on the network obeys the same ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import presets
+
+DEFAULT_WRAPPER = "chatml"  # MemGPT's default wrapper
+RISK_FLAG = "--expose-without-auth"
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+@dataclass
+class StartupConfig:
+    backend_type: str = "embedded"
+    backend_url: str = ""
+    backend_model: str = ""  # a model name for servers, a GGUF path for the embedded backend
+    wrapper: str = DEFAULT_WRAPPER
+    preset: str = presets.DEFAULT
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: tuple[str, str] | None = None  # (user, password) for the page and the API
+    share: bool = False  # a public Gradio share link; decided by this flag alone, never by GRADIO_SHARE
+    expose_without_auth: bool = False
+    allow_backend: list[str] = field(default_factory=list)  # HOST[:PORT] backend requests may reach; empty: anywhere
+
+
+def from_environment(environ=os.environ) -> StartupConfig:
+    """`OPENAI_API_BASE` and `BACKEND_TYPE` preset the backend, as they did in MemGPT."""
+    config = StartupConfig()
+    url = environ.get("OPENAI_API_BASE", "").strip()
+    backend_type = environ.get("BACKEND_TYPE", "").strip()
+    if url:
+        config.backend_url = url
+        config.backend_type = backend_type or "openai"
+    elif backend_type:
+        config.backend_type = backend_type
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    host = (host or "").strip().strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other name may resolve to a reachable address
+
+
+def exposure_problem(config: StartupConfig) -> str | None:
+    """The sentence refusing to serve where others can reach the page without a password, or None."""
+    exposed = []
+    if not is_loopback(config.host):
+        exposed.append(f"on {config.host}")
+    if config.share:
+        exposed.append("through a public share link")
+    if not exposed or config.auth or config.expose_without_auth:
+        return None
+    return (f"refusing to serve {' and '.join(exposed)} without --auth USER:PASS: anyone who can reach the page could "
+            "use it, and its backend URL field lets a visitor make this machine send requests to any address it can "
+            "reach, your local network included. Add --auth USER:PASS (and --allow-backend HOST[:PORT] to limit where "
+            f"requests go), or pass {RISK_FLAG} if you accept that risk.")
+
+
+def allowed_backends(config: StartupConfig) -> list[str] | None:
+    """The hosts backend requests may reach, or None for anywhere (no --allow-backend given)."""
+    hosts = [h.strip() for h in config.allow_backend if h.strip()]
+    if not hosts:
+        return None
+    if config.backend_url:  # the operator's own start-up backend is always allowed
+        url = config.backend_url
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            hosts.append(f"{parts.hostname}:{port}")
+    return hosts
