@@ -7,97 +7,96 @@ applied, and, when parsing failed, the error and the position where it gave up.
 function names, missing required arguments, type mismatches) and lists what it found in
 `ParseResult.checks`; wrappers may add their own checks (MemGPT's first-message verification and
 heartbeat correction, `parsers.memgpt_checks`).
+
+Where things are: `result` (the data in and out), `toolkit/` (the shared steps, its own table of
+contents), one module per family of formats (below), `validate` (schema checks). To add a
+format: write its parser from the toolkit in the family's module (or a new one) and add its id
+to `FORMATS`.
 """
 
 from __future__ import annotations
 
 from core.errors import UserError
-from dataclasses import asdict, dataclass, field
-from typing import Callable
 
+from . import deepseek, functionary, gemma, harmony, hermes, jsontags, llama, memgpt, mistral, plain, prefixed, pythonic, xmlish
+from .result import Check, Format, ParseContext, ParseError, ParseResult, Parser, ToolCall
 
-@dataclass
-class ToolCall:
-    # faithful ports keep what the model wrote: MemGPT passes through a null name or string arguments
-    name: str | None
-    arguments: dict | str | None
+__all__ = ["Check", "Format", "ParseContext", "ParseError", "ParseResult", "Parser", "ToolCall",
+           "FORMATS", "call_markers", "names", "parse", "schema_checks"]
 
-
-@dataclass
-class ParseError:
-    message: str
-    position: int | None = None
-
-
-@dataclass
-class Check:
-    """Something a check found about the parsed output; the output itself is left as parsed.
-
-    `source`: "schema" (the call against its function's JSON schema), "memgpt_first_message" (MemGPT's
-    first-message verification would reject the reply), "memgpt_heartbeat" (MemGPT would change the
-    call). `call`: the index of the tool call concerned, or None for the whole reply. `change`: what
-    the checker would do to the call's arguments (e.g. {"request_heartbeat": true}), when it would.
-    """
-
-    source: str
-    message: str
-    call: int | None = None
-    change: dict | None = None
-
-
-@dataclass
-class ParseResult:
-    content: str | None = None
-    inner_thoughts: str | dict | None = None  # MemGPT's noforce wrappers can yield an object here
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    repairs: list[str] = field(default_factory=list)
-    error: ParseError | None = None
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def function_call(self) -> ToolCall | None:
-        return self.tool_calls[0] if self.tool_calls else None
-
-    def to_dict(self) -> dict:
-        fc = self.function_call
-        return {
-            "content": self.content,
-            "inner_thoughts": self.inner_thoughts,
-            "tool_calls": [asdict(c) for c in self.tool_calls],
-            "function_call": asdict(fc) if fc else None,
-            "repairs": list(self.repairs),
-            "error": asdict(self.error) if self.error else None,
-            "checks": [asdict(c) for c in self.checks],
-        }
-
-    def problems(self, call: int) -> list[str]:
-        """The check messages about tool call number `call` (0-based)."""
-        return [c.message for c in self.checks if c.call == call]
-
-
-@dataclass
-class ParseContext:
-    """What a parser may know besides the raw text."""
-
-    prefix: str = ""  # the forced assistant prefix the prompt ended with (MemGPT's trick)
-    options: dict = field(default_factory=dict)  # the wrapper's parser options
-    functions: list[dict] = field(default_factory=list)  # JSON-schema functions, for typing values
-
-
-Parser = Callable[[str, ParseContext], ParseResult]
-_PARSERS: dict[str, Parser] = {}
-
-
-def register(format_id: str) -> Callable[[Parser], Parser]:
-    def add(fn: Parser) -> Parser:
-        _PARSERS[format_id] = fn
-        return fn
-
-    return add
+# format id -> its parser and call-start markers, by module (fc_formats.md's ids)
+FORMATS: dict[str, Format] = {
+    # JSON inside <tool_call> and its small-model fallbacks
+    "hermes": hermes.HERMES,
+    # XML-ish bodies with text values, typed by the schema
+    "qwen3_coder_xml": xmlish.QWEN3_CODER_XML,
+    "seed_oss": xmlish.SEED_OSS,
+    "glm45": xmlish.GLM45,
+    "minimax_m2": xmlish.MINIMAX_M2,
+    "deepseek_v32_dsml": xmlish.DEEPSEEK_V32_DSML,
+    "step3": xmlish.STEP3,
+    # JSON between an opening and a closing marker
+    "minimax_m1": jsontags.MINIMAX_M1,
+    "longcat": jsontags.LONGCAT,
+    "phi4_mini_tags": jsontags.PHI4_MINI_TAGS,
+    "internlm2": jsontags.INTERNLM2,
+    "jamba": jsontags.JAMBA,
+    "hunyuan_a13b": jsontags.HUNYUAN_A13B,
+    "nemotron_v2": jsontags.NEMOTRON_V2,
+    "apertus": jsontags.APERTUS,
+    "command_r7b": jsontags.COMMAND_R7B,
+    "apriel": jsontags.APRIEL,
+    # special-token sections
+    "kimi_k2": deepseek.KIMI_K2,
+    "deepseek_v3": deepseek.DEEPSEEK_V3,
+    "deepseek_v31": deepseek.DEEPSEEK_V31,
+    "mistral_v3": mistral.MISTRAL_V3,
+    "mistral_v11": mistral.MISTRAL_V11,
+    "mistral_v13": mistral.MISTRAL_V13,
+    # JSON after a marker (or none) to the end of the turn
+    "granite3": prefixed.GRANITE3,
+    "granite_20b_fc": prefixed.GRANITE_20B_FC,
+    "gigachat3": prefixed.GIGACHAT3,
+    "functools": prefixed.FUNCTOOLS_FORMAT,
+    "xlam": prefixed.XLAM,
+    "command_r_plus": prefixed.COMMAND_R_PLUS,
+    "llamacpp_generic": prefixed.LLAMACPP_GENERIC,
+    # Llama 3.x JSON and built-in tools
+    "llama3_json": llama.LLAMA3_JSON,
+    "llama3_builtin": llama.LLAMA3_BUILTIN,
+    # Python-style calls
+    "pythonic": pythonic.PYTHONIC,
+    "llama4_pythonic": pythonic.LLAMA4_PYTHONIC,
+    "olmo3": pythonic.OLMO3,
+    "lfm2": pythonic.LFM2,
+    "gorilla_openfunctions_v2": pythonic.GORILLA_OPENFUNCTIONS_V2,
+    "nexusraven_v2": pythonic.NEXUSRAVEN_V2,
+    # message headers
+    "gpt_oss_harmony": harmony.GPT_OSS_HARMONY,
+    "functionary_v2": functionary.FUNCTIONARY_V2,
+    "functionary_v3_1": functionary.FUNCTIONARY_V3_1,
+    "functionary_v3_2": functionary.FUNCTIONARY_V3_2,
+    # Google's call:NAME{…} syntax
+    "gemma4": gemma.GEMMA4,
+    "functiongemma": gemma.FUNCTIONGEMMA,
+    # MemGPT's forced-prefix JSON, ported record for record
+    "memgpt_inner_monologue": memgpt.MEMGPT_INNER_MONOLOGUE,
+    # no calls at all
+    "plain": plain.PLAIN,
+}
 
 
 def names() -> list[str]:
-    return sorted(_PARSERS)
+    return sorted(FORMATS)
+
+
+def call_markers(format_id: str) -> list[str]:
+    """The strings a call of this format starts with (`<tool_call>`, `[TOOL_CALLS]`, `{"name"`…),
+    the same ones its parser looks for; [] for a format without calls."""
+    try:
+        return list(FORMATS[format_id].call_markers)
+    except KeyError:
+        raise UnknownParser(format_id) from None
 
 
 class UnknownParser(UserError, KeyError):
@@ -109,7 +108,7 @@ def parse(format_id: str, raw: str, context: ParseContext | None = None) -> Pars
     """Parse `raw` with the `format_id` parser, then validate the calls against `context.functions`
     (no functions given: no schema checks, since every name would be "unknown")."""
     try:
-        parser = _PARSERS[format_id]
+        parser = FORMATS[format_id].parse
     except KeyError:
         raise UnknownParser(format_id) from None
     context = context or ParseContext()
@@ -125,22 +124,10 @@ def schema_checks(calls: list[ToolCall], functions: list[dict]) -> list[Check]:
     """One Check per problem `parsers.validate` finds; none when no functions are known."""
     if not functions or not calls:
         return []
-    from .validate import validate_calls
+    from .validate import validate_calls  # lazy: jsonschema costs 0.1 s of start-up, Gradio does not load it
 
     try:
         problems = validate_calls(calls, functions)
     except Exception as e:  # a validator bug (an odd schema) must not hide the parse result
         return [Check("schema", f"the calls could not be validated: {type(e).__name__}: {e}")]
     return [Check("schema", message, call=i) for i, messages in enumerate(problems) for message in messages]
-
-
-def _load_builtin_parsers() -> None:
-    # every module in this package registers its parsers on import
-    import importlib
-    import pkgutil
-
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-
-
-_load_builtin_parsers()

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import re
 
-from . import ParseContext, ParseResult, register
-from .common import Markers, Out, Piece, named_json_call, split_reasoning
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import named_json_call
+from .toolkit.out import Out
+from .toolkit.scan import Markers, Piece, fence_opener, split_at, strip_fence
+from .toolkit.sections import split_reasoning
 
 DS_BEGINS = ("<｜tool▁calls▁begin｜>", "<｜tool▁calls｜>")
 DS_END = "<｜tool▁calls▁end｜>"
@@ -36,32 +39,18 @@ def _section_walk(out: Out, piece: Piece, begins: tuple[str, ...], end_marker: s
         body_start = k if which == call_marker else k + len(which)
         e = text.find(end_marker, body_start)
         body_end = len(text) if e == -1 else e
-        body = text[body_start:body_end]
-        chunks = body.split(call_marker)
-        at = piece.start + body_start + len(chunks[0])
-        if chunks[0].strip():
-            out.add_text(chunks[0])
-        for chunk in chunks[1:]:
-            on_call(out, chunk, at + len(call_marker), at)
-            at += len(call_marker) + len(chunk)
-        if len(chunks) == 1 and e == -1:
+        first, *calls = split_at(text[body_start:body_end], call_marker, piece.start + body_start)
+        if first.text.strip():
+            out.add_text(first.text)
+        for chunk in calls:
+            on_call(out, chunk.text, chunk.start, chunk.start - len(call_marker))
+        if not calls and e == -1:
             out.fail("truncated call: the call section has no call", piece.start + k)
         i = body_end + len(end_marker) if e != -1 else len(text)
     out.add_text(text[i:])
 
 
-def _strip_fence(args: str) -> tuple[str, int]:
-    """JSON arguments possibly wrapped in ```json … ```: (inner, offset of inner in args)."""
-    t = args.lstrip()
-    off = len(args) - len(t)
-    if t.startswith("```"):
-        nl = t.find("\n")
-        brace = t.find("{")
-        start = nl + 1 if nl != -1 and (brace == -1 or nl < brace) else (brace if brace != -1 else len(t))
-        inner = t[start:]
-        close = inner.rfind("```")
-        return (inner[:close] if close != -1 else inner), off + start
-    return args, 0
+_ARGS_FENCE = re.compile(fence_opener(None, r"\n?"))  # ```json⏎{…}⏎``` around V3's arguments
 
 
 def _ds_call(out: Out, chunk: str, index: int, call_index: int) -> None:
@@ -83,11 +72,10 @@ def _ds_call(out: Out, chunk: str, index: int, call_index: int) -> None:
     if not name:
         out.fail("truncated call: the call has no function name", call_index)
         return
-    inner, off = _strip_fence(args)
+    inner, off = strip_fence(args, _ARGS_FENCE)
     named_json_call(out, name, inner, args_at + off, call_index)
 
 
-@register("deepseek_v3")
 def parse_deepseek_v3(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, stop=(END_OF_SENTENCE,))
     for piece in split_reasoning(out):
@@ -95,13 +83,15 @@ def parse_deepseek_v3(raw: str, context: ParseContext) -> ParseResult:
     return out.result()
 
 
-@register("deepseek_v31")
 def parse_deepseek_v31(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, stop=(END_OF_SENTENCE,))
     for piece in split_reasoning(out, calls_in_unclosed=DS_BEGINS + (DS_CALL,)):
         _section_walk(out, piece, DS_BEGINS, DS_END, DS_CALL, _ds_call)
     return out.result()
 
+
+DEEPSEEK_V3 = Format(parse_deepseek_v3, DS_BEGINS + (DS_CALL,))
+DEEPSEEK_V31 = Format(parse_deepseek_v31, DS_BEGINS + (DS_CALL,))
 
 KIMI_BEGIN, KIMI_END = "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>"
 KIMI_CALL, KIMI_CALL_END, KIMI_ARGS = "<|tool_call_begin|>", "<|tool_call_end|>", "<|tool_call_argument_begin|>"
@@ -123,9 +113,11 @@ def _kimi_call(out: Out, chunk: str, index: int, call_index: int) -> None:
     named_json_call(out, m.group(1), chunk[a + len(KIMI_ARGS) :], index + a + len(KIMI_ARGS), call_index)
 
 
-@register("kimi_k2")
 def parse_kimi_k2(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     for piece in split_reasoning(out, calls_in_unclosed=(KIMI_BEGIN, KIMI_CALL)):
         _section_walk(out, piece, (KIMI_BEGIN,), KIMI_END, KIMI_CALL, _kimi_call)
     return out.result()
+
+
+KIMI_K2 = Format(parse_kimi_k2, (KIMI_BEGIN, KIMI_CALL))

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import re
 
-from . import ParseContext, ParseResult, register
-from .common import Out, Piece, split_reasoning
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_text import NUMBER
+from .toolkit.limits import MAX_NESTING
+from .toolkit.out import Out
+from .toolkit.scan import Piece
+from .toolkit.sections import split_reasoning
 
-MAX_DEPTH = 100
+GEMMA4_CALL, GEMMA4_END, GEMMA4_STRING = "<|tool_call>", "<tool_call|>", '<|"|>'
+FG_CALL, FG_END, FG_STRING = "<start_function_call>", "<end_function_call>", "<escape>"
 
 
 class _Cut(Exception):
@@ -24,9 +29,6 @@ class _Bad(Exception):
     pass
 
 
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
 def _scalar(token: str):
     t = token.strip()
     low = t.lower()
@@ -34,7 +36,7 @@ def _scalar(token: str):
         return low == "true"
     if low in ("null", "none"):
         return None
-    if _NUMBER.fullmatch(t):
+    if NUMBER.fullmatch(t):
         return float(t) if any(c in t for c in ".eE") else int(t)
     return t
 
@@ -57,7 +59,7 @@ class _Reader:
         return self.s[i + len(self.d) : j], j + len(self.d)
 
     def value(self, i: int, depth: int = 0):
-        if depth > MAX_DEPTH:
+        if depth > MAX_NESTING:
             raise _Bad("nested too deep")
         i = self.ws(i)
         s = self.s
@@ -149,19 +151,23 @@ def _calls(out: Out, piece: Piece, open_tag: str, close_tag: str, delim: str) ->
     out.add_text(text[i:])
 
 
-@register("gemma4")
 def parse_gemma4(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, drop=("<|turn>", "<turn|>"))
     pieces = split_reasoning(out, "<|channel>", "<channel|>")
     out.thoughts = [t[len("thought"):].strip() if t.startswith("thought") else t for t in out.thoughts]
     out.thoughts = [t for t in out.thoughts if t]
     for piece in pieces:
-        _calls(out, piece, "<|tool_call>", "<tool_call|>", '<|"|>')
+        _calls(out, piece, GEMMA4_CALL, GEMMA4_END, GEMMA4_STRING)
     return out.result()
 
 
-@register("functiongemma")
+GEMMA4 = Format(parse_gemma4, (GEMMA4_CALL,))
+
+
 def parse_functiongemma(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, drop=("<end_of_turn>", "<start_function_response>"))
-    _calls(out, Piece(0, out.text), "<start_function_call>", "<end_function_call>", "<escape>")
+    _calls(out, Piece(0, out.text), FG_CALL, FG_END, FG_STRING)
     return out.result()
+
+
+FUNCTIONGEMMA = Format(parse_functiongemma, (FG_CALL,))

@@ -11,27 +11,30 @@ from __future__ import annotations
 
 import re
 
-from . import ParseContext, ParseResult, register
-from .common import Out, find_any, named_json_call
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import named_json_call
+from .toolkit.out import Out
+from .toolkit.scan import find_any, split_at
+
+FUNCTIONS = "functions."  # the recipient namespace of function calls
+CALL_RECIPIENT = "to=" + FUNCTIONS
 
 _RECIPIENT = re.compile(r"to=([^\s<]+)")
 _CHANNEL = re.compile(r"<\|channel\|>\s*(\w+)")
 _ENDS = ("<|end|>", "<|call|>", "<|return|>")
 
 
-@register("gpt_oss_harmony")
 def parse_gpt_oss_harmony(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     text = out.text
     if "<|message|>" not in text and "<|channel|>" not in text:
         out.add_text(text)  # no Harmony structure at all: plain text
         return out.result()
-    at = 0
-    for message in text.split("<|start|>"):
-        start, at = at, at + len(message) + len("<|start|>")
+    for part in split_at(text, "<|start|>"):
+        start, message = part.start, part.text
         h = message.find("<|message|>")
         if h == -1:
-            if "to=functions." in message:
+            if CALL_RECIPIENT in message:
                 out.fail("truncated call: the call header has no <|message|>", start)
             elif message.strip() and "<|channel|>" not in message:
                 out.add_text(message)
@@ -42,8 +45,8 @@ def parse_gpt_oss_harmony(raw: str, context: ParseContext) -> ParseResult:
         recipient = _RECIPIENT.search(header)
         channel = _CHANNEL.search(header)
         channel_name = channel.group(1) if channel else ""
-        if recipient and recipient.group(1).startswith("functions."):
-            name = recipient.group(1)[len("functions.") :]
+        if recipient and recipient.group(1).startswith(FUNCTIONS):
+            name = recipient.group(1)[len(FUNCTIONS) :]
             named_json_call(out, name, body, start + body_at, start)
         elif recipient and recipient.group(1) != "assistant":
             out.note(f"message to built-in tool {recipient.group(1)!r} is not a function call; kept as reasoning")
@@ -53,3 +56,6 @@ def parse_gpt_oss_harmony(raw: str, context: ParseContext) -> ParseResult:
         else:
             out.add_text(body)
     return out.result()
+
+
+GPT_OSS_HARMONY = Format(parse_gpt_oss_harmony, (CALL_RECIPIENT,))

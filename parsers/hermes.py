@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import re
 
-from . import ParseContext, ParseResult, register
-from .common import Out, Piece, bare_json, find, json_body, json_extent, load_json, quiet_json_calls, repair_note, think_pieces
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import bare_json, json_body, json_call_starts, quiet_json_calls, repair_note
+from .toolkit.json_text import json_extent, load_json
+from .toolkit.out import Out
+from .toolkit.scan import FENCE, Piece, fence_opener, find
+from .toolkit.sections import think_pieces
 
+TAGS = ("tool_call", "function_call", "tools", "response", "JSON")  # <TAG>{json}</TAG>, any case
+FUNCTION_EQ, FUNCTION_NAME = "<function=", "<function name="  # <function=NAME>{args}, <function name="NAME">{args}
+FENCE_LANGS = ("json", "tool_call", "xml")
+_FENCE_OPENER = fence_opener(FENCE_LANGS, r"(?=\n|\{|\[|<)")  # a fence around a call or a tag
 _OPENER = re.compile(
-    r"<(tool_call|function_call|tools|response|json)\s*>"
-    r"|<function=([^>\s]+)\s*>"
+    rf"<({'|'.join(TAGS)})\s*>"
+    rf"|{FUNCTION_EQ}([^>\s]+)\s*>"
     r"|<function\s+name\s*=\s*[\"']([^\"'>]+)[\"']\s*>"
-    r"|```[ \t]*(?:json|tool_call|xml)?[ \t]*(?=\n|\{|\[|<)",
+    rf"|{_FENCE_OPENER}",
     re.IGNORECASE,
 )
 _tag_body = json_body()
@@ -52,9 +60,9 @@ def _walk(out: Out, piece: Piece, depth: int = 0) -> None:
                 out.add_text(rest.text)
             return
         out.add_text(text[i : m.start()])
-        fence = m.group(0).startswith("```")
+        fence = m.group(0).startswith(FENCE)
         fname = m.group(2) or m.group(3)
-        close = "```" if fence else "</function>" if fname else f"</{m.group(1)}>"
+        close = FENCE if fence else "</function>" if fname else f"</{m.group(1)}>"
         c = find(text, close, m.end(), nocase=True)
         inner = text[m.end() : c] if c != -1 else text[m.end() :]
         nxt = c + len(close) if c != -1 else len(text)
@@ -62,7 +70,7 @@ def _walk(out: Out, piece: Piece, depth: int = 0) -> None:
         t = inner.strip()
         if fname:
             handled = _named_args(out, fname.strip(), inner, at, block_at)
-        elif t[:1] == "<" or t[:3] == "```":
+        elif t[:1] == "<" or t[:3] == FENCE:
             if depth < 3:
                 _walk(out, Piece(at, inner), depth + 1)
                 handled = True
@@ -79,9 +87,11 @@ def _walk(out: Out, piece: Piece, depth: int = 0) -> None:
         i = nxt
 
 
-@register("hermes")
 def parse_hermes(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, stop=("<|im_end|>", "<|endoftext|>"))
     for piece in think_pieces(out):
         _walk(out, piece)
     return out.result()
+
+
+HERMES = Format(parse_hermes, tuple(f"<{t}>" for t in TAGS) + (FUNCTION_EQ, FUNCTION_NAME, FENCE) + json_call_starts())

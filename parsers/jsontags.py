@@ -15,11 +15,14 @@ truncated call.
 
 from __future__ import annotations
 
-from . import ParseContext, ParseResult, register
-from .common import Out, Piece, call_from_obj, json_body, json_sequence, split_reasoning, tagged, think_pieces
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import call_from_obj, json_body, json_sequence
+from .toolkit.out import Out
+from .toolkit.scan import Piece
+from .toolkit.sections import split_reasoning, tagged, think_pieces
 
 
-def _simple(open_tag: str, close_tag: str, *, shape: str = "any", reasoning: bool = True, drop=(), **kw):
+def _simple(open_tag: str, close_tag: str, *, shape: str = "any", reasoning: bool = True, drop=(), **kw) -> Format:
     body = json_body(shape, **kw)
 
     def parse(raw: str, context: ParseContext) -> ParseResult:
@@ -28,15 +31,16 @@ def _simple(open_tag: str, close_tag: str, *, shape: str = "any", reasoning: boo
         tagged(out, pieces, open_tag, close_tag, body, close_required=False)
         return out.result()
 
-    return parse
+    return Format(parse, (open_tag,))
 
 
-register("longcat")(_simple("<longcat_tool_call>", "</longcat_tool_call>", shape="object"))
-register("phi4_mini_tags")(_simple("<|tool_call|>", "<|/tool_call|>"))
-register("internlm2")(_simple("<|action_start|><|plugin|>", "<|action_end|>", shape="object"))
-register("jamba")(_simple("<tool_calls>", "</tool_calls>"))
-register("hunyuan_a13b")(_simple("<tool_calls>", "</tool_calls>", drop=("<answer>", "</answer>")))
-register("nemotron_v2")(_simple("<TOOLCALL>", "</TOOLCALL>"))
+LONGCAT = _simple("<longcat_tool_call>", "</longcat_tool_call>", shape="object")
+PHI4_MINI_TAGS = _simple("<|tool_call|>", "<|/tool_call|>")
+INTERNLM2 = _simple("<|action_start|><|plugin|>", "<|action_end|>", shape="object")
+TOOL_CALLS, TOOL_CALLS_END = "<tool_calls>", "</tool_calls>"  # also MiniMax-M1 and Apriel
+JAMBA = _simple(TOOL_CALLS, TOOL_CALLS_END)
+HUNYUAN_A13B = _simple(TOOL_CALLS, TOOL_CALLS_END, drop=("<answer>", "</answer>"))
+NEMOTRON_V2 = _simple("<TOOLCALL>", "</TOOLCALL>")
 
 
 def _minimax_m1_body(out: Out, body: str, index: int, block_index: int, closed: bool) -> bool:
@@ -46,11 +50,13 @@ def _minimax_m1_body(out: Out, body: str, index: int, block_index: int, closed: 
     return True
 
 
-@register("minimax_m1")
 def parse_minimax_m1(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    tagged(out, think_pieces(out), "<tool_calls>", "</tool_calls>", _minimax_m1_body, close_required=False)
+    tagged(out, think_pieces(out), TOOL_CALLS, TOOL_CALLS_END, _minimax_m1_body, close_required=False)
     return out.result()
+
+
+MINIMAX_M1 = Format(parse_minimax_m1, (TOOL_CALLS,))
 
 
 def _apertus_call(obj):
@@ -61,28 +67,34 @@ def _apertus_call(obj):
     return call_from_obj(obj)
 
 
-@register("apertus")
+APERTUS_CALLS = "<|tools_prefix|>"
+
+
 def parse_apertus(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     pieces = split_reasoning(out, "<|inner_prefix|>", "<|inner_suffix|>")
-    tagged(out, pieces, "<|tools_prefix|>", "<|tools_suffix|>", json_body(convert=_apertus_call),
-           close_required=False)
+    tagged(out, pieces, APERTUS_CALLS, "<|tools_suffix|>", json_body(convert=_apertus_call), close_required=False)
     return out.result()
 
 
-@register("command_r7b")
+APERTUS = Format(parse_apertus, (APERTUS_CALLS,))
+
+ACTION = "<|START_ACTION|>"
+
+
 def parse_command_r7b(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, drop=("<|START_RESPONSE|>", "<|END_RESPONSE|>", "<|START_TEXT|>", "<|END_TEXT|>"))
     pieces = split_reasoning(out, "<|START_THINKING|>", "<|END_THINKING|>")
     body = json_body(name_keys=("tool_name", "name"), arg_keys=("parameters", "arguments"))
-    tagged(out, pieces, "<|START_ACTION|>", "<|END_ACTION|>", body, close_required=False)
+    tagged(out, pieces, ACTION, "<|END_ACTION|>", body, close_required=False)
     return out.result()
 
+
+COMMAND_R7B = Format(parse_command_r7b, (ACTION,))
 
 _APRIEL_FINAL = "[BEGIN FINAL RESPONSE]"
 
 
-@register("apriel")
 def parse_apriel(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, drop=("[END FINAL RESPONSE]", "<|end|>"))
     pieces = think_pieces(out)
@@ -94,5 +106,8 @@ def parse_apriel(raw: str, context: ParseContext) -> ParseResult:
         else:
             out.add_thought(p.text[:k].replace("Here are my reasoning steps:", "", 1))
             visible.append(Piece(p.start + k + len(_APRIEL_FINAL), p.text[k + len(_APRIEL_FINAL):]))
-    tagged(out, visible, "<tool_calls>", "</tool_calls>", json_body(), close_required=False)
+    tagged(out, visible, TOOL_CALLS, TOOL_CALLS_END, json_body(), close_required=False)
     return out.result()
+
+
+APRIEL = Format(parse_apriel, (TOOL_CALLS,))

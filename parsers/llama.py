@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import re
 
-from . import ParseContext, ParseResult, register
-from .common import MAX_CANDIDATES, Out, Piece, PyCallError, json_extent, python_calls, quiet_json_calls
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import json_call_starts, quiet_json_calls
+from .toolkit.json_text import json_extent
+from .toolkit.limits import MAX_CANDIDATES
+from .toolkit.out import Out
+from .toolkit.scan import Piece
+from .toolkit.python_calls import PyCallError, python_calls
 
-_CANDIDATE = re.compile(r'\{\s*"(?:name|function|type)"')
+PYTHON_TAG = "<|python_tag|>"
+CANDIDATE_KEYS = ("name", "function", "type")  # what a call object in prose may start with
+_CANDIDATE = re.compile(r'\{\s*"(?:' + "|".join(CANDIDATE_KEYS) + ')"')
 _SEPARATORS = " \t\r\n;"
 
 
@@ -41,23 +48,24 @@ def json_calls_in_prose(out: Out, piece: Piece) -> None:
     out.add_text(text[pending:].strip(_SEPARATORS))
 
 
-@register("llama3_json")
 def parse_llama3_json(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, stop=("<|eot_id|>", "<|eom_id|>"))
-    json_calls_in_prose(out, Piece(0, out.text.replace("<|python_tag|>", " ")))
+    json_calls_in_prose(out, Piece(0, out.text.replace(PYTHON_TAG, " ")))
     return out.result()
 
 
-@register("llama3_builtin")
+LLAMA3_JSON = Format(parse_llama3_json, (PYTHON_TAG,) + json_call_starts(CANDIDATE_KEYS))
+
+
 def parse_llama3_builtin(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     text = out.text
-    tag = text.find("<|python_tag|>")
+    tag = text.find(PYTHON_TAG)
     if tag == -1:
         json_calls_in_prose(out, Piece(0, text))
         return out.result()
     out.add_text(text[:tag])
-    start = tag + len("<|python_tag|>")
+    start = tag + len(PYTHON_TAG)
     body = text[start:]
     for stop in ("<|eom_id|>", "<|eot_id|>"):
         body = body.split(stop, 1)[0]
@@ -83,3 +91,6 @@ def parse_llama3_builtin(raw: str, context: ParseContext) -> ParseResult:
     for name, args in calls:
         out.add_call(name[: -len(".call")], args)
     return out.result()
+
+
+LLAMA3_BUILTIN = Format(parse_llama3_builtin, (PYTHON_TAG,) + json_call_starts(CANDIDATE_KEYS))

@@ -37,9 +37,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import ParseContext, ParseError, ParseResult, ToolCall, register
+from .result import Format, ParseContext, ParseError, ParseResult, ToolCall
+from .toolkit.out import with_prefix
+from .toolkit.schema import json_type_name
 
 EOT = "<|eot_id|>"
+# MemGPT's forced prefixes (assistant_prefix_extra): the prompt ends inside the JSON object
+# the keys MemGPT's forced prefixes end with ('\n{\n  "function":'; chatml-noforce: inner_thoughts)
+FUNCTION_KEY, THOUGHTS_KEY = '"function":', '"inner_thoughts":'
 
 
 class CleanJSONError(ValueError):
@@ -203,9 +208,11 @@ class _Reject(Exception):
     """The JSON decoded but cannot be read as a call (where MemGPT raised after clean_json)."""
 
 
+_KINDS = {"object": "an object", "array": "a list", "string": "a string", "boolean": "a boolean", "null": "null"}
+
+
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
+    return _KINDS.get(json_type_name(value), "a number")
 
 
 def _field(obj: dict, key: str) -> Any:
@@ -265,18 +272,13 @@ def _read_call(obj: Any, opts: _Options) -> tuple[Any, list[ToolCall]]:
     return thoughts, [ToolCall(name, params)]
 
 
-@register("memgpt_inner_monologue")
 def parse_memgpt(raw: str, context: ParseContext) -> ParseResult:
     opts = _Options.of(context.options)
     if opts.inner_thoughts not in _PLACEMENTS:
         return ParseResult(error=ParseError(f"parser option inner_thoughts is '{opts.inner_thoughts}'; "
                                             f"it must be one of {', '.join(_PLACEMENTS)}"))
-    prefix = context.prefix
-    text, shift = raw, 0
-    if prefix and not raw.startswith(prefix):
-        text, shift = prefix + raw, len(prefix)  # the model only wrote the continuation
-
     repairs = []
+    text, shift = with_prefix(raw, context.prefix)  # the model may have written only the continuation
     if opts.strip_eot:
         stripped = text.rstrip()
         if stripped.endswith(EOT):
@@ -304,3 +306,6 @@ def parse_memgpt(raw: str, context: ParseContext) -> ParseResult:
     # page also shows it as inner thoughts
     content = thoughts if isinstance(thoughts, str) else None
     return ParseResult(content=content, inner_thoughts=thoughts, tool_calls=calls, repairs=repairs)
+
+
+MEMGPT_INNER_MONOLOGUE = Format(parse_memgpt, (FUNCTION_KEY, THOUGHTS_KEY))

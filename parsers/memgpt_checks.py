@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 
-from . import Check, ParseResult
+from .result import Check, ParseResult
 
 NO_HEARTBEAT_FUNCS = ("send_message", "pause_heartbeats")  # MemGPT; Letta keeps only send_message
 FIRST_MESSAGE_FUNCS = ("send_message", "archival_memory_search")  # MemGPT final accepts both

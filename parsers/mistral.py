@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import re
 
-from . import ParseContext, ParseResult, register
-from .common import Out, after_marker, bare_json, json_calls, json_extent, named_json_call, split_reasoning
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import after_marker, bare_json, json_calls, named_json_call
+from .toolkit.json_text import json_extent
+from .toolkit.out import Out
+from .toolkit.scan import split_at
+from .toolkit.sections import split_reasoning
 
 MARK = "[TOOL_CALLS]"
+BARE_ARRAY = "[{"  # v3's call array as it is left when the server does not show special tokens
 
 
-@register("mistral_v3")
 def parse_mistral_v3(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     pieces = split_reasoning(out, "[THINK]", "[/THINK]")
@@ -26,10 +30,12 @@ def parse_mistral_v3(raw: str, context: ParseContext) -> ParseResult:
         after_marker(out, pieces, (MARK,))
     else:
         for p in pieces:
-            if not (p.text.lstrip().startswith("[{") and bare_json(out, p)):
+            if not (p.text.lstrip().startswith(BARE_ARRAY) and bare_json(out, p)):
                 out.add_text(p.text)
     return out.result()
 
+
+MISTRAL_V3 = Format(parse_mistral_v3, (MARK, BARE_ARRAY))
 
 _NAME = re.compile(r"\s*([A-Za-z_][\w.\-]*)\s*")
 
@@ -62,15 +68,14 @@ def _segment(out: Out, seg: str, base: int, marker_at: int) -> None:
     out.add_text(seg[i + end :])
 
 
-@register("mistral_v11")
-@register("mistral_v13")
 def parse_mistral_v11(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     for piece in split_reasoning(out, "[THINK]", "[/THINK]"):
-        parts = piece.text.split(MARK)
-        out.add_text(parts[0])
-        at = piece.start + len(parts[0])
-        for seg in parts[1:]:
-            _segment(out, seg, at + len(MARK), at)
-            at += len(MARK) + len(seg)
+        first, *segments = split_at(piece.text, MARK, piece.start)
+        out.add_text(first.text)
+        for seg in segments:
+            _segment(out, seg.text, seg.start, seg.start - len(MARK))
     return out.result()
+
+
+MISTRAL_V11 = MISTRAL_V13 = Format(parse_mistral_v11, (MARK,))

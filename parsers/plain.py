@@ -1,9 +1,12 @@
 """`plain`: no function calling; the whole output is content (summaries, chat-only wrappers)."""
 
-from . import ParseContext, ParseResult, register
+from .result import Format, ParseContext, ParseResult
+from .toolkit.out import with_prefix
 
 
-@register("plain")
 def parse_plain(raw: str, context: ParseContext) -> ParseResult:
-    text = (context.prefix + raw).strip()
-    return ParseResult(content=text or None)
+    text, _ = with_prefix(raw, context.prefix)
+    return ParseResult(content=text.strip() or None)
+
+
+PLAIN = Format(parse_plain, ())

@@ -14,105 +14,116 @@ from __future__ import annotations
 import json
 import re
 
-from . import ParseContext, ParseResult, register
-from .common import (
-    Out, Piece, after_marker, bare_json, call_from_obj, json_body, load_json,
-    quiet_json_calls, repair_note, tagged, think_pieces,
-)
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import after_marker, bare_json, call_from_obj, json_body, json_call_starts, quiet_json_calls, repair_note
+from .toolkit.json_text import load_json
+from .toolkit.out import Out
+from .toolkit.scan import FENCE, Piece, blocks, fence_opener
+from .toolkit.sections import tagged, think_pieces
+
+GRANITE3_MARKERS = ("<|tool_call|>", "<tool_call>")
+GRANITE_20B_CALL = "<function_call>"
+GIGACHAT3_MARKERS = ("function call<|role_sep|>", "function call")
+FUNCTOOLS = "functools"
+XLAM_MARK, XLAM_TAG = "[TOOL_CALLS]", "<tool_call>"
+ACTION = "Action:"  # Command R+
+GENERIC_CALL_KEYS = ("tool_call", "tool_calls")  # llama.cpp's generic {"tool_call": …} / {"tool_calls": […]}
 
 
 def _drop_sentinels(out: Out, names: tuple[str, ...]) -> None:
     out.calls = [c for c in out.calls if c.name not in names]
 
 
-@register("granite3")
 def parse_granite3(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, drop=("<response>", "</response>"))
-    after_marker(out, think_pieces(out), ("<|tool_call|>", "<tool_call>"), shape="array")
+    after_marker(out, think_pieces(out), GRANITE3_MARKERS, shape="array")
     return out.result()
 
 
-@register("granite_20b_fc")
+GRANITE3 = Format(parse_granite3, GRANITE3_MARKERS)
+
+
 def parse_granite_20b_fc(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    after_marker(out, [Piece(0, out.text)], ("<function_call>",), shape="object")
+    after_marker(out, [Piece(0, out.text)], (GRANITE_20B_CALL,), shape="object")
     _drop_sentinels(out, ("no_function",))
     return out.result()
 
 
-@register("gigachat3")
+GRANITE_20B_FC = Format(parse_granite_20b_fc, (GRANITE_20B_CALL,))
+
+
 def parse_gigachat3(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, drop=("<|role_sep|>",))
-    after_marker(out, [Piece(0, out.text)], ("function call<|role_sep|>", "function call"), shape="object")
+    after_marker(out, [Piece(0, out.text)], GIGACHAT3_MARKERS, shape="object")
     return out.result()
 
 
-@register("functools")
+GIGACHAT3 = Format(parse_gigachat3, GIGACHAT3_MARKERS)
+
+
 def parse_functools(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    after_marker(out, [Piece(0, out.text)], ("functools",), shape="array")
+    after_marker(out, [Piece(0, out.text)], (FUNCTOOLS,), shape="array")
     return out.result()
 
 
-_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n?")
+FUNCTOOLS_FORMAT = Format(parse_functools, (FUNCTOOLS,))
+
+
+_FENCE = re.compile(fence_opener(("json",), r"\n?"))
 
 
 def _fenced_json(out: Out, piece: Piece, **kw) -> bool:
     """```json fences in the piece: calls from them, prose around. False if there is no fence."""
     text = piece.text
-    m = _FENCE.search(text)
-    if m is None:
+    if _FENCE.search(text) is None:
         return False
-    i = 0
-    while m is not None:
-        close = text.find("```", m.end())
-        end = close if close != -1 else len(text)
-        body = text[m.end() : end]
-        t = body.lstrip()
-        nxt = close + 3 if close != -1 else len(text)
-        out.add_text(text[i : m.start()])
-        if t[:1] in ("{", "[") and quiet_json_calls(out, t, piece.start + m.end() + len(body) - len(t),
-                                                    call_index=piece.start + m.start(), **kw) is not False:
-            pass
-        else:
-            out.add_text(text[m.start() : nxt])
-        i = nxt
-        m = _FENCE.search(text, i) if i < len(text) else None
-    out.add_text(text[i:])
+    for b in blocks(text, _FENCE, FENCE):
+        if b.kind == "text":
+            out.add_text(b.inner)
+            continue
+        t = b.inner.lstrip()
+        at = piece.start + b.inner_start + len(b.inner) - len(t)
+        if t[:1] not in ("{", "[") or quiet_json_calls(out, t, at, call_index=piece.start + b.start, **kw) is False:
+            out.add_text(text[b.start : b.inner_start + len(b.inner) + (len(FENCE) if b.kind == "block" else 0)])
     return True
 
 
-@register("xlam")
 def parse_xlam(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     for piece in think_pieces(out):
-        if "[TOOL_CALLS]" in piece.text:
-            after_marker(out, [piece], ("[TOOL_CALLS]",))
-        elif "<tool_call>" in piece.text:
-            tagged(out, [piece], "<tool_call>", "</tool_call>", json_body(), close_required=False)
+        if XLAM_MARK in piece.text:
+            after_marker(out, [piece], (XLAM_MARK,))
+        elif XLAM_TAG in piece.text:
+            tagged(out, [piece], XLAM_TAG, "</tool_call>", json_body(), close_required=False)
         elif not _fenced_json(out, piece) and not bare_json(out, piece):
             out.add_text(piece.text)
     return out.result()
 
 
-@register("command_r_plus")
+XLAM = Format(parse_xlam, (XLAM_MARK, XLAM_TAG, FENCE) + json_call_starts())
+
+
 def parse_command_r_plus(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     keys = {"name_keys": ("tool_name", "name"), "arg_keys": ("parameters", "arguments")}
     for piece in [Piece(0, out.text)]:
-        k = piece.text.find("Action:")
+        k = piece.text.find(ACTION)
         if k == -1:
             out.add_text(piece.text)
             continue
         out.add_text(piece.text[:k])
-        rest = Piece(piece.start + k + len("Action:"), piece.text[k + len("Action:") :])
+        rest = Piece(piece.start + k + len(ACTION), piece.text[k + len(ACTION) :])
         if not _fenced_json(out, rest, **keys) and not bare_json(out, rest, **keys):
             out.add_text(piece.text[k:])
     _drop_sentinels(out, ("directly_answer",))
     return out.result()
 
 
-@register("llamacpp_generic")
+COMMAND_R_PLUS = Format(parse_command_r_plus, (ACTION,))
+
+
 def parse_llamacpp_generic(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     text = out.text
@@ -129,7 +140,7 @@ def parse_llamacpp_generic(raw: str, context: ParseContext) -> ParseResult:
             out.add_text(text)
         return out.result()
     obj = loaded.value
-    if "tool_call" in obj or "tool_calls" in obj:
+    if any(k in obj for k in GENERIC_CALL_KEYS):
         items = obj.get("tool_calls") if "tool_calls" in obj else [obj.get("tool_call")]
         items = items if isinstance(items, list) else [items]
         repair_note(out, loaded)
@@ -145,6 +156,9 @@ def parse_llamacpp_generic(raw: str, context: ParseContext) -> ParseResult:
         out.add_text(json.dumps(obj["response"], ensure_ascii=False))
     if isinstance(obj.get("content"), str):
         out.add_text(obj["content"])
-    if not any(k in obj for k in ("tool_call", "tool_calls", "response", "content")):
+    if not any(k in obj for k in (*GENERIC_CALL_KEYS, "response", "content")):
         out.add_text(text)  # some other JSON answer
     return out.result()
+
+
+LLAMACPP_GENERIC = Format(parse_llamacpp_generic, json_call_starts(GENERIC_CALL_KEYS))

@@ -13,25 +13,24 @@ from __future__ import annotations
 
 import re
 
-from . import ParseContext, ParseResult, register
-from .common import Out, Piece, add_python_calls, json_body, python_list_in_text, tagged, think_pieces
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import json_body
+from .toolkit.out import Out
+from .toolkit.python_calls import CALL_LIST, add_python_calls, python_list_in_text
+from .toolkit.scan import FENCE, Piece, blocks, fence_opener, split_at
+from .toolkit.sections import tagged, think_pieces
 
-_FENCE = re.compile(r"```[ \t]*(tool_code|python|py|tool_call)?[ \t]*\n")
+_FENCE = re.compile(fence_opener(("tool_code", "python", "py", "tool_call"), r"\n"))
+PYTHON_START, PYTHON_END = "<|python_start|>", "<|python_end|>"  # Llama 4
+OLMO3_CALLS = "<function_calls>"
+LFM2_CALL = "<|tool_call_start|>"
+GORILLA_CALL = "<<function>>"
+NEXUSRAVEN_CALL = "Call:"
 
 
 def _unfence(out: Out, piece: Piece) -> list[Piece]:
     """Pieces with ```tool_code / ```python fences opened up (the fence lines dropped)."""
-    text, result, i = piece.text, [], 0
-    for m in _FENCE.finditer(text):
-        if m.start() < i:
-            continue
-        close = text.find("```", m.end())
-        result.append(Piece(piece.start + i, text[i : m.start()]))
-        end = close if close != -1 else len(text)
-        result.append(Piece(piece.start + m.end(), text[m.end() : end]))
-        i = close + 3 if close != -1 else len(text)
-    result.append(Piece(piece.start + i, text[i:]))
-    return [p for p in result if p.text]
+    return [Piece(piece.start + b.inner_start, b.inner) for b in blocks(piece.text, _FENCE, FENCE) if b.inner]
 
 
 def _pythonic(out: Out, pieces: list[Piece]) -> None:
@@ -40,30 +39,34 @@ def _pythonic(out: Out, pieces: list[Piece]) -> None:
             python_list_in_text(out, p)
 
 
-@register("pythonic")
 def parse_pythonic(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     _pythonic(out, think_pieces(out))
     return out.result()
 
 
-@register("llama4_pythonic")
+PYTHONIC = Format(parse_pythonic, (CALL_LIST, FENCE))
+
+
 def parse_llama4_pythonic(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     text = out.text
     pieces = [Piece(0, text)]
-    if "<|python_start|>" in text:
-        s = text.index("<|python_start|>")
-        e = text.find("<|python_end|>", s)
+    if PYTHON_START in text:
+        s = text.index(PYTHON_START)
+        e = text.find(PYTHON_END, s)
         e = len(text) if e == -1 else e
         out.add_text(text[:s])
-        pieces = [Piece(s + len("<|python_start|>"), text[s + len("<|python_start|>") : e])]
+        pieces = [Piece(s + len(PYTHON_START), text[s + len(PYTHON_START) : e])]
         rest = text[e:]
         _pythonic(out, pieces)
         out.add_text(rest)
         return out.result()
     _pythonic(out, pieces)
     return out.result()
+
+
+LLAMA4_PYTHONIC = Format(parse_llama4_pythonic, (PYTHON_START, CALL_LIST))
 
 
 def _python_body(label: str):
@@ -84,12 +87,14 @@ def _python_body(label: str):
     return on_body
 
 
-@register("olmo3")
 def parse_olmo3(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    tagged(out, think_pieces(out), "<function_calls>", "</function_calls>", _python_body("call lines"),
+    tagged(out, think_pieces(out), OLMO3_CALLS, "</function_calls>", _python_body("call lines"),
            close_required=False)
     return out.result()
+
+
+OLMO3 = Format(parse_olmo3, (OLMO3_CALLS,))
 
 
 _lfm2_json = json_body()
@@ -107,27 +112,28 @@ def _lfm2_text(out: Out, piece: Piece) -> None:
     python_list_in_text(out, piece, bare_call=False)  # LFM2.5: the list without the wrapper
 
 
-@register("lfm2")
 def parse_lfm2(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    tagged(out, think_pieces(out), "<|tool_call_start|>", "<|tool_call_end|>", _lfm2_body,
+    tagged(out, think_pieces(out), LFM2_CALL, "<|tool_call_end|>", _lfm2_body,
            close_required=False, on_text=_lfm2_text)
     return out.result()
 
 
-@register("gorilla_openfunctions_v2")
+LFM2 = Format(parse_lfm2, (LFM2_CALL, CALL_LIST))
+
+
 def parse_gorilla(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     text = out.text
-    at = 0
-    for chunk in text.split("<<function>>"):
-        if chunk.strip():
-            python_list_in_text(out, Piece(at, chunk))
-        at += len(chunk) + len("<<function>>")
+    for chunk in split_at(text, GORILLA_CALL):
+        if chunk.text.strip():
+            python_list_in_text(out, chunk)
     return out.result()
 
 
-@register("nexusraven_v2")
+GORILLA_OPENFUNCTIONS_V2 = Format(parse_gorilla, (GORILLA_CALL,))
+
+
 def parse_nexusraven(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
     text = out.text
@@ -136,17 +142,20 @@ def parse_nexusraven(raw: str, context: ParseContext) -> ParseResult:
     if end == -1 and "\nThought:" in head:
         k = head.index("\nThought:")
         head, tail = head[:k], head[k:]
-    c = head.find("Call:")
+    c = head.find(NEXUSRAVEN_CALL)
     if c == -1:
         out.add_text(head)
     else:
         out.add_text(head[:c])
-        body = head[c + len("Call:") :]
+        body = head[c + len(NEXUSRAVEN_CALL) :]
         lead = len(body) - len(body.lstrip())
-        if not add_python_calls(out, body, c + len("Call:") + lead, label="Call line") and end == -1:
+        if not add_python_calls(out, body, c + len(NEXUSRAVEN_CALL) + lead, label="Call line") and end == -1:
             out.error = None
             out.fail("truncated call: unfinished Call line", c)
     t = tail.strip()
     if t:
         out.add_thought(t[len("Thought:") :] if t.startswith("Thought:") else t)
     return out.result()
+
+
+NEXUSRAVEN_V2 = Format(parse_nexusraven, (NEXUSRAVEN_CALL,))

@@ -7,25 +7,11 @@ should be integer, got string", "unexpected argument 'foo'", …
 
 from __future__ import annotations
 
-from typing import Any
-
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 
-from . import ToolCall
-from .common import find_function
-
-_JSON_TYPES = (
-    (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-    (list, "array"), (dict, "object"), (type(None), "null"),
-)
-
-
-def _type_name(value: Any) -> str:
-    for py, name in _JSON_TYPES:
-        if isinstance(value, py):
-            return name
-    return type(value).__name__
+from .result import ToolCall
+from .toolkit.schema import find_function, json_type_name
 
 
 def _where(error: js_exceptions.ValidationError) -> str:
@@ -46,7 +32,7 @@ def _message(error: js_exceptions.ValidationError) -> str:
     if v == "type":
         want = error.validator_value
         want = " or ".join(want) if isinstance(want, list) else want
-        return f"{arg} should be {want}, got {_type_name(error.instance)}"
+        return f"{arg} should be {want}, got {json_type_name(error.instance)}"
     if v == "additionalProperties":
         allowed = set((error.schema.get("properties") or {}))
         extra = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
@@ -61,7 +47,7 @@ def validate_calls(calls: list[ToolCall], functions: list[dict]) -> list[list[st
     problems: list[list[str]] = []
     for call in calls:
         if not isinstance(call.name, str) or not call.name:
-            problems.append([f"the call has no function name (got {_type_name(call.name)})"])
+            problems.append([f"the call has no function name (got {json_type_name(call.name)})"])
             continue
         f = find_function(functions, call.name)
         if f is None:
@@ -69,7 +55,7 @@ def validate_calls(calls: list[ToolCall], functions: list[dict]) -> list[list[st
             continue
         schema = f.get("parameters") or {"type": "object"}
         if not isinstance(call.arguments, dict):
-            problems.append([f"the arguments should be an object, got {_type_name(call.arguments)}"])
+            problems.append([f"the arguments should be an object, got {json_type_name(call.arguments)}"])
             continue
         try:
             cls = validators.validator_for(schema)

@@ -12,11 +12,19 @@
 
 from __future__ import annotations
 
-from . import ParseContext, ParseResult, register
-from .common import (
-    Out, Piece, cast_value, json_body, split_reasoning, strip_one_newline, tagged, think_pieces, xml_invokes,
-    function_eq_params,
-)
+from .result import Format, ParseContext, ParseResult
+from .toolkit.json_calls import json_body
+from .toolkit.out import Out
+from .toolkit.scan import Piece
+from .toolkit.schema import cast_value
+from .toolkit.sections import split_reasoning, tagged, think_pieces
+from .toolkit.xml_values import FUNCTION_EQ, function_eq_params, strip_one_newline, xml_invokes
+
+TOOL_CALL = "<tool_call>"  # Qwen3-Coder, GLM-4.5
+SEED_CALL = "<seed:tool_call>"
+MINIMAX_CALL = "<minimax:tool_call>"
+DSML_CALLS = "<｜DSML｜function_calls>"
+STEP3_CALLS = "<｜tool_calls_begin｜>"
 
 _json_fallback = json_body()
 
@@ -31,7 +39,7 @@ def _function_body(out: Out, body: str, index: int, block_index: int, closed: bo
 
 def _function_text(out: Out, piece: Piece) -> None:
     """Prose that may hold `<function=…>` calls without the `<tool_call>` wrapper."""
-    k = piece.text.find("<function=")
+    k = piece.text.find(FUNCTION_EQ)
     if k == -1:
         out.add_text(piece.text)
         return
@@ -40,20 +48,24 @@ def _function_text(out: Out, piece: Piece) -> None:
     out.add_text(piece.text[k + end :])
 
 
-@register("qwen3_coder_xml")
 def parse_qwen3_coder_xml(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, stop=("<|im_end|>", "<|endoftext|>"))
-    tagged(out, think_pieces(out), "<tool_call>", "</tool_call>", _function_body, close_required=False,
+    tagged(out, think_pieces(out), TOOL_CALL, "</tool_call>", _function_body, close_required=False,
            on_text=_function_text)
     return out.result()
 
 
-@register("seed_oss")
+QWEN3_CODER_XML = Format(parse_qwen3_coder_xml, (TOOL_CALL, FUNCTION_EQ))
+
+
 def parse_seed_oss(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, drop=("<seed:cot_budget_reflect>", "</seed:cot_budget_reflect>"), stop=("<seed:eos>",))
     pieces = split_reasoning(out, "<seed:think>", "</seed:think>")
-    tagged(out, pieces, "<seed:tool_call>", "</seed:tool_call>", _function_body, close_required=False)
+    tagged(out, pieces, SEED_CALL, "</seed:tool_call>", _function_body, close_required=False)
     return out.result()
+
+
+SEED_OSS = Format(parse_seed_oss, (SEED_CALL,))
 
 
 def _glm_body(out: Out, body: str, index: int, block_index: int, closed: bool) -> bool:
@@ -79,11 +91,13 @@ def _glm_body(out: Out, body: str, index: int, block_index: int, closed: bool) -
     return True
 
 
-@register("glm45")
 def parse_glm45(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, stop=("<|user|>", "<|observation|>", "<|endoftext|>"))
-    tagged(out, think_pieces(out), "<tool_call>", "</tool_call>", _glm_body)
+    tagged(out, think_pieces(out), TOOL_CALL, "</tool_call>", _glm_body)
     return out.result()
+
+
+GLM45 = Format(parse_glm45, (TOOL_CALL,))
 
 
 def _invoke_body(invoke: str, param: str, typed_attr: str | None = None):
@@ -100,25 +114,31 @@ def _invoke_body(invoke: str, param: str, typed_attr: str | None = None):
     return on_body
 
 
-@register("minimax_m2")
 def parse_minimax_m2(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, stop=("[e~[",))
-    tagged(out, think_pieces(out), "<minimax:tool_call>", "</minimax:tool_call>",
+    tagged(out, think_pieces(out), MINIMAX_CALL, "</minimax:tool_call>",
            _invoke_body("invoke", "parameter"), close_required=False)
     return out.result()
 
 
-@register("deepseek_v32_dsml")
+MINIMAX_M2 = Format(parse_minimax_m2, (MINIMAX_CALL,))
+
+
 def parse_deepseek_v32_dsml(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    tagged(out, think_pieces(out), "<｜DSML｜function_calls>", "</｜DSML｜function_calls>",
+    tagged(out, think_pieces(out), DSML_CALLS, "</｜DSML｜function_calls>",
            _invoke_body("｜DSML｜invoke", "｜DSML｜parameter", typed_attr="string"), close_required=False)
     return out.result()
 
 
-@register("step3")
+DEEPSEEK_V32_DSML = Format(parse_deepseek_v32_dsml, (DSML_CALLS,))
+
+
 def parse_step3(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    tagged(out, think_pieces(out), "<｜tool_calls_begin｜>", "<｜tool_calls_end｜>",
+    tagged(out, think_pieces(out), STEP3_CALLS, "<｜tool_calls_end｜>",
            _invoke_body("steptml:invoke", "steptml:parameter"), close_required=False)
     return out.result()
+
+
+STEP3 = Format(parse_step3, (STEP3_CALLS,))

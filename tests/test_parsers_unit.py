@@ -9,7 +9,9 @@ import pytest
 
 import parsers
 from parsers import ParseContext, ToolCall
-from parsers.common import cast_value, load_json, python_calls, PyCallError, scan_json
+from parsers.toolkit.json_text import load_json, scan_json
+from parsers.toolkit.python_calls import PyCallError, python_calls
+from parsers.toolkit.schema import cast_value
 from parsers.validate import validate_calls
 
 WEATHER = [{
