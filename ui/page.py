@@ -120,8 +120,10 @@ def _panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> 
                 url = gr.Textbox(startup.backend_url, label="URL", placeholder=url_hint, elem_id=f"backend-url-{n}", scale=4,
                                  info="The server's address as it prints it, e.g. http://127.0.0.1:8080.")
                 detect = gr.Button("Detect type", size="sm", scale=1, elem_id=f"detect-{n}")
-            model = gr.Dropdown([], value=startup.backend_model or None, allow_custom_value=True, label="Model",
-                                info="Filled from the server's list by Check; a GGUF path for embedded.")
+            model = gr.Dropdown(panels.model_choices(startup.backend_type), value=startup.backend_model or None,
+                                allow_custom_value=True, label="Model",
+                                info="Filled from the server's list by Check; for embedded, the built-in model, the "
+                                     "start-up --model or a .gguf file of the models folder.")
             with gr.Row():
                 api_key = gr.Textbox("", type="password", label="API key", info="Sent as a bearer token; never shown or saved.")
                 timeout = gr.Number(120, label="Timeout (s)", minimum=1, maximum=3600, info="How long to wait for the server's next byte.")
@@ -259,11 +261,12 @@ def _wire_panel(p: Panel, conversation, variables, now, history_table, run_all) 
 
     p.preset_delete.click(preset_deleted, [p.preset], [p.preset, p.preset_status], **_private())
 
-    def picked_type(kind):
-        url, ignored = panels.backend_defaults(kind)
-        return gr.Textbox(placeholder=url), ignored
+    def picked_type(kind, model):
+        url, status, names, value = panels.picked_backend(kind, model)
+        return gr.Textbox(placeholder=url), status, gr.Dropdown(choices=names, value=value)
 
-    p.backend_type.input(picked_type, [p.backend_type], [p.url, p.backend_status], queue=False, **_private())
+    p.backend_type.input(picked_type, [p.backend_type, p.model], [p.url, p.backend_status, p.model], queue=False,
+                         **_private())
 
     def checked(kind, url, model, key, secs):
         status, names = panels.check_backend(kind, url, model, key, secs)

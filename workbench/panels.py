@@ -15,7 +15,7 @@ from typing import Iterator
 import backends
 import presets
 import wrappers
-from backends import BackendError, Settings
+from backends import BackendError, Settings, embedded
 import flow
 from core.conversation import Conversation, ConversationError
 from presets import PresetError
@@ -188,6 +188,22 @@ def backend_defaults(backend_type: str) -> tuple[str, str]:
     return cls.default_url, text
 
 
+def model_choices(backend_type: str) -> list[str]:
+    """The Model list before Check: for embedded the models it may load; a server's own list comes from Check."""
+    return embedded.choices() if backend_type == "embedded" else []
+
+
+def picked_backend(backend_type: str, model: str) -> tuple[str, str, list[str], str | None]:
+    """(URL placeholder, status, Model choices, Model value) when a backend type is picked: for embedded, whether
+    its model is loaded; an embedded model path is not carried over to a server, nor a server's name to embedded."""
+    url, status = backend_defaults(backend_type)
+    listed = model_choices(backend_type)
+    if backend_type == "embedded":
+        return url, f"{status} Model: {embedded.load_state(model if model in listed else '')}.", listed, (
+            model if model in listed else None)
+    return url, status, listed, None if model in embedded.choices() else model
+
+
 @dataclass
 class PanelConfig:
     """One panel's settings, in the order the page lists its controls."""
@@ -236,7 +252,9 @@ def run_generation(config: PanelConfig, conversation_json: str, variables_json: 
     raw = ""
     try:
         request = config.request(conversation_json, variables_json, now)
-        yield "", None, None, "⏳ Generating… (the embedded model loads on first use)", None
+        state = embedded.load_state(config.model) if config.backend_type == "embedded" else embedded.LOADED
+        waiting = state in (embedded.LOADING, embedded.LOADING_IN_BACKGROUND, embedded.ON_FIRST_USE)
+        yield "", None, None, f"⏳ Generating…{f' ({state})' if waiting else ''}", None
         stream = flow.generate_stream(request)
         shown, last_update = "", 0.0
         for run in stream:
