@@ -29,21 +29,33 @@ def folder(kind: str) -> Path:
     return home() / kind
 
 
+def valid_name(name) -> str:
+    """Return `name` if it is a safe file name (no folder, no traversal, not too long); raise InvalidName saying why not.
+
+    Every function that turns a user-given name into a path calls this first, for reading,
+    saving and deleting alike, so no name reaches the file system unchecked.
+    """
+    if not isinstance(name, str):
+        raise InvalidName(f"a name must be text, not {type(name).__name__}")
+    shown = name if len(name) <= 80 else f"{name[:40]}...({len(name)} characters)"
+    if name != name.strip():
+        raise InvalidName(f"'{shown}' starts or ends with a space; remove it")
+    if not _NAME.match(name) or ".." in name:
+        raise InvalidName(
+            f"'{shown}' is not a usable name: use 1-64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
+        )
+    if name.split(".")[0].lower() in _RESERVED:
+        raise InvalidName(f"'{name}' is a reserved file name on some systems; choose another")
+    return name
+
+
 def check_name(name: str, taken_by_builtin: bool) -> str:
-    """Return `name` if it is a safe, free file name; raise InvalidName saying why not.
+    """Return `name` if it is a safe, free file name for a save; raise InvalidName saying why not.
 
     `taken_by_builtin` is the caller's check of `name` exactly as given, so a name is never
     changed here (no stripping): " chatml" is refused rather than quietly becoming "chatml".
     """
-    name = name or ""
-    if name != name.strip():
-        raise InvalidName(f"'{name}' starts or ends with a space; remove it")
-    if not _NAME.match(name) or ".." in name:
-        raise InvalidName(
-            f"'{name}' is not a usable name: use 1-64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
-        )
-    if name.split(".")[0].lower() in _RESERVED:
-        raise InvalidName(f"'{name}' is a reserved file name on some systems; choose another")
+    valid_name(name or "")
     if taken_by_builtin:
         raise InvalidName(f"'{name}' is a built-in name; save your copy under a new name")
     return name

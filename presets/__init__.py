@@ -102,12 +102,19 @@ def load(name: str) -> dict:
     return _read(path)
 
 
-def _user_path(name: str):
-    return userdir.folder("presets") / f"{name}.yaml"
+def _checked(name) -> str:
+    try:
+        return userdir.valid_name(name)
+    except userdir.InvalidName as e:
+        raise PresetError(str(e)) from None
+
+
+def _user_path(name: str) -> Path:
+    return userdir.folder("presets") / f"{_checked(name)}.yaml"
 
 
 def is_builtin(name: str) -> bool:
-    return (BUILTIN_DIR / f"{name}.yaml").is_file()
+    return name in {p.stem for p in BUILTIN_DIR.glob("*.yaml")}
 
 
 def delta(values: dict) -> dict:
@@ -129,6 +136,8 @@ def save(name: str, values: dict) -> str:
 
 
 def delete(name: str) -> None:
+    """Delete the user preset `name`; a built-in, a missing preset or a name that is not a plain file name is refused."""
+    _checked(name)
     if is_builtin(name):
         raise PresetError(f"'{name}' is a built-in preset and cannot be deleted")
     path = _user_path(name)

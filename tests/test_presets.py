@@ -54,3 +54,70 @@ def test_user_preset_loads_and_a_malformed_one_is_reported_by_name_and_line(user
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(PresetError, match="known presets: .*deterministic"):
         presets.load("nope")
+
+
+# --- names are checked at the module boundary, for save and delete alike (issue 14) ---------------
+
+HOSTILE_NAMES = ["../wrappers/mine", "../../victim", "../../../presets/deterministic", "/etc/passwd", "a\\b", "x" * 300, ""]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_delete_refuses_names_that_are_not_plain_file_names(user_home, name):
+    import wrappers
+
+    home = user_home
+    (home / "wrappers").mkdir(parents=True, exist_ok=True)
+    mine = home / "wrappers" / "mine.yaml"
+    mine.write_text("template: hi\n")
+    victim = home.parent / "victim.yaml"
+    victim.write_text("keep me\n")
+    builtin_preset = presets.BUILTIN_DIR / "deterministic.yaml"
+    builtin_wrapper = wrappers.BUILTIN_DIR / "chatml.yaml"
+    with pytest.raises(PresetError) as info:
+        presets.delete(name)
+    message = str(info.value)
+    assert "not a usable name" in message
+    assert "Errno" not in message and str(presets.BUILTIN_DIR) not in message
+    assert len(message) < 300
+    assert mine.is_file() and victim.is_file() and builtin_preset.is_file() and builtin_wrapper.is_file()
+
+
+def test_delete_of_a_path_into_the_builtins_is_refused(user_home):
+    import os
+
+    relative = os.path.relpath(presets.BUILTIN_DIR / "deterministic", user_home / "presets")
+    with pytest.raises(PresetError, match="not a usable name"):
+        presets.delete(relative)
+    assert (presets.BUILTIN_DIR / "deterministic.yaml").is_file()
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_save_refuses_the_same_names(user_home, name):
+    with pytest.raises(PresetError, match="not a usable name"):
+        presets.save(name, {"temperature": 0.5})
+
+
+def test_a_300_character_name_gives_a_sentence_not_an_os_error(user_home):
+    import wrappers
+
+    for call in (lambda: presets.delete("x" * 300), lambda: presets.save("x" * 300, {}), lambda: presets.load("x" * 300),
+                 lambda: wrappers.get("x" * 300), lambda: wrappers.save_as(wrappers.get("chatml"), "x" * 300, "t")):
+        with pytest.raises(Exception) as info:
+            call()
+        assert "Errno" not in str(info.value) and "/" not in str(info.value).split("known wrappers")[0]
+        assert "(300 characters)" in str(info.value) or "unknown preset" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["../wrappers/chatml", "../../victim", "..", "x" * 300])
+def test_wrapper_get_never_reads_outside_the_user_folder(user_home, name):
+    import wrappers
+
+    (user_home.parent / "victim.yaml").write_text("template: stolen\n")
+    with pytest.raises(wrappers.WrapperError, match="unknown wrapper"):
+        wrappers.get(name)
+
+
+def test_a_user_preset_still_deletes(user_home):
+    presets.save("mine", {"temperature": 0.5})
+    presets.delete("mine")
+    assert "mine" not in presets.names()

@@ -170,8 +170,11 @@ def names() -> list[str]:
 def get(name: str) -> Wrapper:
     if name in _builtins():
         return _builtins()[name]
-    path = _user_dir() / f"{name}.yaml"
-    if name and "/" not in name and "\\" not in name and not name.startswith(".") and path.is_file():
+    try:
+        path = _user_dir() / f"{userdir.valid_name(name)}.yaml"
+    except userdir.InvalidName as e:  # never a path outside the user folder, never an OS error
+        raise WrapperError(f"unknown wrapper: {e}") from None
+    if path.is_file():
         return _load_file(path, builtin=False)
     from . import plugins
 
