@@ -12,8 +12,9 @@ import presets
 from backends import Settings
 from core.errors import UserError
 from flow import startup
-from scoreboard import grammar, suites
-from scoreboard.runner import RunRecord, ScoreRequest, run_scoreboard
+from scoreboard import bfcl, catalog, grammar, journal, suites
+from scoreboard.report import RunRecord
+from scoreboard.runner import ScoreRequest, run_scoreboard
 
 
 def _names(text: str) -> list[str]:
@@ -28,12 +29,16 @@ def add_score_command(subparsers) -> argparse.ArgumentParser:
         description="Measure which wrapper, preset and grammar work with a model: every case of a suite, for each "
                     "wrapper x preset (x grammar off/on), N times. Ctrl-C stops and keeps the finished runs.")
     s.add_argument("--backend-type", default=defaults.backend_type, help=f"one of: {', '.join(backends.names())} (default: %(default)s)")
-    s.add_argument("--backend-url", default=defaults.backend_url, help="the server's address, e.g. http://127.0.0.1:8080")
+    s.add_argument("--backend-url", action="append", default=None, metavar="URL",
+                   help="the server's address, e.g. http://127.0.0.1:8080; repeat it for a pool of servers the runs are spread over")
     s.add_argument("--backend-model", default="", help="model name the server needs")
     s.add_argument("--model", default="", metavar="PATH", help="GGUF file for the embedded backend")
     s.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server per request (default: %(default)s)")
-    s.add_argument("--suite", required=True, help=f"a shipped suite ({', '.join(suites.names())}) or a suite .yaml file")
-    s.add_argument("--cases", default="", metavar="ID,ID", help="only these case ids of the suite")
+    s.add_argument("--suite", required=True, help=f"a shipped suite ({', '.join(suites.names())}), a suite .yaml file, or BFCL's "
+                   f"categories: {', '.join(bfcl.PREFIX + c for c in bfcl.CATEGORIES)} (several: comma-separated; bfcl:all)")
+    s.add_argument("--cases", default="", metavar="N|ID,ID", help="only the first N cases, or these case ids of the suite")
+    s.add_argument("--bfcl-dir", default="", metavar="DIR",
+                   help="BFCL's data folder (BFCL_v4_*.json and possible_answer/); default: the installed bfcl-eval package's")
     s.add_argument("--wrappers", required=True, metavar="A,B", help="comma-separated wrapper names")
     s.add_argument("--presets", default=presets.DEFAULT, metavar="P,Q", help="comma-separated presets (default: %(default)s)")
     s.add_argument("--repeat", type=int, default=1, metavar="N", help="runs per case and cell (default: %(default)s)")
@@ -45,10 +50,12 @@ def add_score_command(subparsers) -> argparse.ArgumentParser:
                    help="longest JSON string a grammar allows (default: %(default)s)")
     s.add_argument("--max-calls", type=int, default=grammar.MAX_PARALLEL, metavar="N",
                    help="most calls per answer a grammar allows, where the format has several (default: %(default)s)")
-    s.add_argument("--concurrency", type=int, default=1, metavar="K", help="requests in flight at once (default: %(default)s)")
+    s.add_argument("--concurrency", type=int, default=0, metavar="K",
+                   help="requests in flight at once per server (default: the server's slot count from /props or /slots, else 1)")
     s.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sampling parameter in every preset, e.g. --param max_new_tokens=128")
-    s.add_argument("--out", metavar="FILE", help="write the results as JSON")
+    s.add_argument("--out", metavar="FILE", help="write the results as JSON; each run is also appended to FILE's .runs.jsonl as it finishes")
+    s.add_argument("--resume", action="store_true", help="continue an earlier run of the same command and --out: skip the runs its .runs.jsonl holds")
     s.add_argument("--csv", metavar="FILE", help="also write the matrix as CSV")
     s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return s
@@ -65,25 +72,48 @@ def _progress_line(total: list[int], lock: threading.Lock, done: list[int]):
     return on_run
 
 
+def _pool_lines():
+    """Say once, on stderr, when a server leaves the pool."""
+    said: set[str] = set()
+
+    def on_servers(servers: list[dict]) -> None:
+        for s in servers:
+            if s["failed"] and s["url"] not in said:
+                said.add(s["url"])
+                print(f"server {s['url']} {s['failed']}; its runs go to the other servers", file=sys.stderr, flush=True)
+    return on_servers
+
+
 def run_score(args: argparse.Namespace) -> int:
+    log = None
     try:
         params = dict(presets.parse_param(p) for p in args.param)
-        suite = suites.load(args.suite)
-        if args.cases:
+        suite = catalog.load(args.suite, args.bfcl_dir or None)
+        if args.cases.strip().isdigit():
+            suite = suite.first(int(args.cases))
+        elif args.cases:
             suite = suite.subset(_names(args.cases))
         modes = [True] if args.grammar_only else [False, True] if args.grammar else [False]
+        urls = args.backend_url or [startup.from_environment().backend_url or ""]
         request = ScoreRequest(
             backend_type=args.backend_type, suite=suite, wrappers=_names(args.wrappers), presets=_names(args.presets),
-            settings=Settings(url=args.backend_url or "", model=args.backend_model or args.model or "", timeout=args.timeout),
+            settings=Settings(url=urls[0], model=args.backend_model or args.model or "", timeout=args.timeout),
             grammar=modes, repeat=args.repeat, concurrency=args.concurrency, params=params,
-            grammar_kind=args.grammar_kind, max_string=args.max_string, max_calls=args.max_calls)
+            grammar_kind=args.grammar_kind, max_string=args.max_string, max_calls=args.max_calls, urls=urls)
+        if args.resume and not args.out:
+            raise ValueError("--resume continues the run recorded beside --out: give the same --out")
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            log = journal.Journal(journal.path_for(args.out), resume=args.resume)
         stop = threading.Event()
         total, done, lock = [0], [0], threading.Lock()
         result: dict = {}
 
         def progress(d: int, t: int) -> None:
+            if total[0] == 0:  # the first call: the runs a resume takes from the journal are done already
+                done[0] = d
+                if d and not args.quiet:
+                    print(f"resuming: {d} of {t} runs are in {log.path}", file=sys.stderr, flush=True)
             total[0] = t
 
         finished = threading.Event()
@@ -91,7 +121,8 @@ def run_score(args: argparse.Namespace) -> int:
         def work() -> None:
             try:
                 result["board"] = run_scoreboard(request, progress=progress, stop=stop,
-                                                 on_run=None if args.quiet else _progress_line(total, lock, done))
+                                                 on_run=None if args.quiet else _progress_line(total, lock, done),
+                                                 journal=log, on_servers=_pool_lines())
             except BaseException as e:  # handed to the main thread
                 result["error"] = e
             finally:
@@ -127,4 +158,7 @@ def run_score(args: argparse.Namespace) -> int:
     except (UserError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if log is not None:
+            log.close()
 

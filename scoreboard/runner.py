@@ -1,47 +1,37 @@
 """The scoreboard runner: every case of a suite, for each wrapper x preset x grammar mode, N times,
-against one backend; concurrent (a thread pool), with progress, stoppable, partial results kept.
+spread over a pool of servers (`pool`), with progress, stoppable, partial results kept, each
+finished run journaled for a resume (`journal`).
 
-Each run goes through the one flow (`flow.generate_stream`: render -> backend -> parse)
-and gets a verdict:
-
-- parsed:   the wrapper's parser read the output without an error;
-- valid:    parsed, and every call names a known function with arguments valid against its JSON
-            schema (`parsers.validate.validate_calls`); a plain answer with no call is valid;
-- expected: parsed, and the calls are the ones the case expects (name, required values, schema),
-            or no call when the case expects none.
-
-A cell's numbers are sums and means over its stored runs, nothing else.
+Each run goes through the one flow (`flow.generate_stream`: render -> backend -> parse) and gets a
+verdict (`verdict`); the counts and the matrix are in `report`.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import csv
-import io
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import backends
+import flow
 import presets as presets_registry
 import wrappers as wrappers_registry
 from backends import BackendError, Settings
-from jsonschema import validators
-from parsers import ParseResult, ToolCall
-from parsers.validate import validate_calls
-import flow
+from backends.base import HttpBackend
 from core.conversation import Conversation
 from presets import PresetError
 from wrappers import TemplateError, WrapperError
 
+from . import catalog
 from . import grammar as grammars
-from . import suites as suites_registry
-from .suites import Case, ExpectedCall, Expectation, Suite
-
-CELL_KEYS = ("wrapper", "preset", "grammar", "runs", "parsed", "valid", "expected", "mean_latency_s", "mean_completion_tokens")
+from . import pool as server_pool
+from .journal import Journal
+from .report import RunRecord, Scoreboard
+from .suites import Case, Suite
+from .verdict import judge
 
 
 @dataclass
@@ -53,11 +43,16 @@ class ScoreRequest:
     settings: Settings = field(default_factory=Settings)
     grammar: list[bool] = field(default_factory=lambda: [False])  # the modes to run: [False], [True] or both
     repeat: int = 1
-    concurrency: int = 1
+    concurrency: int = 1  # requests in flight per server; 0 = the server's slot count (1 when it does not say)
     params: dict = field(default_factory=dict)  # explicit overrides over every preset (e.g. max_new_tokens)
     grammar_kind: str = "gbnf"  # "gbnf" (params["grammar"]) or "json_schema" where the output is pure JSON
     max_string: int = grammars.MAX_STRING  # characters per JSON string in a grammar
     max_calls: int = grammars.MAX_PARALLEL  # calls per answer a grammar allows (where the format has several)
+    urls: list[str] = field(default_factory=list)  # the pool of servers; empty: settings.url alone
+    bfcl_dir: str = ""  # BFCL's data folder for `bfcl:` suites; empty: the installed bfcl_eval package's
+
+    def pool_urls(self) -> list[str]:
+        return [u.strip() for u in self.urls if u.strip()] or [self.settings.url]
 
 
 @dataclass
@@ -69,242 +64,9 @@ class Job:
     case: Case
     repeat_index: int
 
-
-@dataclass
-class Verdict:
-    parsed: bool = False
-    valid: bool = False
-    expected: bool = False
-
-    def to_dict(self) -> dict:
-        return {"parsed": self.parsed, "valid": self.valid, "expected": self.expected}
-
-
-@dataclass
-class RunRecord:
-    wrapper: str
-    preset: str
-    grammar: bool
-    case: str
-    repeat_index: int
-    prompt: str = ""
-    raw: str = ""
-    parsed: dict | None = None
-    verdict: Verdict = field(default_factory=Verdict)
-    problems: list[str] = field(default_factory=list)  # why not valid / not expected
-    error: str | None = None  # the run could not complete (backend, template...)
-    latency_s: float | None = None
-    completion_tokens: int | None = None
-    finish_reason: str | None = None
-    grammar_format: str | None = None
-    grammar_sent: bool = False  # the request carried the constraint
-    request: dict = field(default_factory=dict)
-    index: int = 0  # the job's position in the plan (runs are stored in plan order)
-
-    def to_dict(self) -> dict:
-        return {"wrapper": self.wrapper, "preset": self.preset, "grammar": self.grammar, "case": self.case,
-                "repeat_index": self.repeat_index, "prompt": self.prompt, "raw": self.raw, "parsed": self.parsed,
-                "verdict": self.verdict.to_dict(), "problems": self.problems, "error": self.error,
-                "latency_s": self.latency_s, "completion_tokens": self.completion_tokens,
-                "finish_reason": self.finish_reason, "grammar_format": self.grammar_format,
-                "grammar_sent": self.grammar_sent, "request": self.request}
-
-
-@dataclass
-class Scoreboard:
-    suite: str
-    backend: dict
-    cases: int
-    repeat: int
-    wrappers: list[str]
-    presets: list[str]
-    grammar_modes: list[bool]
-    runs: list[RunRecord] = field(default_factory=list)
-    notes: dict = field(default_factory=dict)  # (wrapper, preset, grammar) -> note, e.g. grammar unsupported
-    planned: int = 0
-    stopped: bool = False
-    elapsed_s: float = 0.0
-
-    def cell_keys(self) -> list[tuple[str, str, bool]]:
-        return [(w, p, g) for w in self.wrappers for p in self.presets for g in self.grammar_modes]
-
-    def cells(self) -> list[dict]:
-        out = []
-        for w, p, g in self.cell_keys():
-            runs = [r for r in self.runs if (r.wrapper, r.preset, r.grammar) == (w, p, g)]
-            out.append(aggregate(w, p, g, runs, self.notes.get((w, p, g))))
-        return out
-
-    def cell(self, wrapper: str, preset: str, grammar: bool = False) -> dict:
-        return next(c for c in self.cells() if (c["wrapper"], c["preset"], c["grammar"]) == (wrapper, preset, grammar))
-
-    def cell_runs(self, wrapper: str, preset: str, grammar: bool = False) -> list[RunRecord]:
-        """A cell's runs (for the page: open one in the workbench)."""
-        return [r for r in self.runs if (r.wrapper, r.preset, r.grammar) == (wrapper, preset, grammar)]
-
-    def to_dict(self) -> dict:
-        return {"suite": self.suite, "backend": self.backend, "cases": self.cases, "repeat": self.repeat,
-                "cells": self.cells(), "runs": [r.to_dict() for r in self.runs],
-                "planned": self.planned, "stopped": self.stopped, "elapsed_s": round(self.elapsed_s, 3)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
-
-    def to_csv(self) -> str:
-        """One row per cell: the matrix as numbers (percentages of runs)."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["suite", "wrapper", "preset", "grammar", "runs", "parsed", "valid", "expected",
-                         "parsed_pct", "valid_pct", "expected_pct", "mean_latency_s", "mean_completion_tokens", "note"])
-        for c in self.cells():
-            n = c["runs"]
-            pct = [round(100 * c[k] / n, 1) if n else "" for k in ("parsed", "valid", "expected")]
-            writer.writerow([self.suite, c["wrapper"], c["preset"], c["grammar"], n, c["parsed"], c["valid"], c["expected"],
-                             *pct, "" if c["mean_latency_s"] is None else c["mean_latency_s"],
-                             "" if c["mean_completion_tokens"] is None else c["mean_completion_tokens"], c.get("note") or ""])
-        return buf.getvalue()
-
-    def runs_csv(self) -> str:
-        """One row per run."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["wrapper", "preset", "grammar", "case", "repeat_index", "parsed", "valid", "expected",
-                         "latency_s", "completion_tokens", "error", "problems", "raw"])
-        for r in self.runs:
-            writer.writerow([r.wrapper, r.preset, r.grammar, r.case, r.repeat_index, r.verdict.parsed, r.verdict.valid,
-                             r.verdict.expected, r.latency_s, r.completion_tokens, r.error or "", "; ".join(r.problems), r.raw])
-        return buf.getvalue()
-
-    def table(self, show_percent: bool = True) -> str:
-        """The matrix as text: one row per wrapper x grammar mode, per preset parsed/valid/expected."""
-        header = ["wrapper", "grammar"] + [f"{p}: parsed/valid/expected" for p in self.presets] + ["latency s", "tokens"]
-        rows = []
-        for w in self.wrappers:
-            for g in self.grammar_modes:
-                row = [w, "on" if g else "off"]
-                lat, tok = [], []
-                for p in self.presets:
-                    c = self.cell(w, p, g)
-                    n = c["runs"]
-                    if not n:
-                        row.append("n/a" if c.get("note") else "-")
-                        continue
-                    if show_percent:
-                        row.append(" / ".join(f"{round(100 * c[k] / n):3d}%" for k in ("parsed", "valid", "expected")) + f"  (n={n})")
-                    else:
-                        row.append(" / ".join(str(c[k]) for k in ("parsed", "valid", "expected")) + f" of {n}")
-                    if c["mean_latency_s"] is not None:
-                        lat.append(c["mean_latency_s"])
-                    if c["mean_completion_tokens"] is not None:
-                        tok.append(c["mean_completion_tokens"])
-                row.append(f"{sum(lat) / len(lat):.2f}" if lat else "-")
-                row.append(f"{sum(tok) / len(tok):.1f}" if tok else "-")
-                rows.append(row)
-        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-        lines = ["  ".join(str(x).ljust(wd) for x, wd in zip(header, widths, strict=True)).rstrip(),
-                 "  ".join("-" * wd for wd in widths)]
-        lines += ["  ".join(str(x).ljust(wd) for x, wd in zip(row, widths, strict=True)).rstrip() for row in rows]
-        notes = [f"{w} / {p} / grammar {'on' if g else 'off'}: {n}" for (w, p, g), n in self.notes.items()]
-        done = len(self.runs)
-        lines.append(f"{done} of {self.planned} runs{' (stopped)' if self.stopped else ''} in {self.elapsed_s:.1f} s; "
-                     f"suite {self.suite} ({self.cases} cases x {self.repeat})")
-        return "\n".join(lines + notes)
-
-
-def aggregate(wrapper: str, preset: str, grammar: bool, runs: list[RunRecord], note: str | None = None) -> dict:
-    lat = [r.latency_s for r in runs if r.latency_s is not None]
-    tok = [r.completion_tokens for r in runs if r.completion_tokens is not None]
-    cell = {"wrapper": wrapper, "preset": preset, "grammar": grammar, "runs": len(runs),
-            "parsed": sum(r.verdict.parsed for r in runs), "valid": sum(r.verdict.valid for r in runs),
-            "expected": sum(r.verdict.expected for r in runs),
-            "mean_latency_s": round(sum(lat) / len(lat), 3) if lat else None,
-            "mean_completion_tokens": round(sum(tok) / len(tok), 2) if tok else None,
-            "errors": sum(r.error is not None for r in runs)}
-    if note:
-        cell["note"] = note
-    return cell
-
-
-# ------------------------------------------------------------------------------------------------
-# verdicts
-
-
-def _same(expected, actual) -> bool:
-    """Required value vs. the model's: strings compare trimmed and case-insensitively, objects as subsets."""
-    if isinstance(expected, str):
-        return isinstance(actual, str) and expected.strip().casefold() == actual.strip().casefold()
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return expected is actual
-    if isinstance(expected, (int, float)):
-        return isinstance(actual, (int, float)) and abs(expected - actual) < 1e-9
-    if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(k in actual and _same(v, actual[k]) for k, v in expected.items())
-    if isinstance(expected, list):
-        return isinstance(actual, list) and len(expected) == len(actual) and all(map(_same, expected, actual))
-    return expected == actual
-
-
-def call_problems(exp: ExpectedCall, call: ToolCall) -> list[str]:
-    """Why `call` is not the expected call (empty: it is)."""
-    if call.name != exp.function:
-        return [f"called '{call.name}', expected '{exp.function}'"]
-    args = call.arguments
-    if not isinstance(args, dict):
-        return [f"the arguments of '{call.name}' are not an object"]
-    problems = [f"'{exp.function}' argument '{k}' is {args[k]!r}, expected {v!r}" if k in args
-                else f"'{exp.function}' lacks the expected argument '{k}'" for k, v in exp.arguments.items()
-                if not (k in args and _same(v, args[k]))]
-    if exp.schema:
-        cls = validators.validator_for(exp.schema)
-        for e in cls(exp.schema).iter_errors(args):
-            where = ".".join(map(str, e.absolute_path))
-            problems.append(f"'{exp.function}' arguments{(' ' + where) if where else ''}: {e.message}")
-    return problems
-
-
-def expectation_problems(expect: Expectation, calls: list[ToolCall]) -> list[str]:
-    if expect.no_call:
-        return [f"expected no call, got {', '.join(repr(c.name) for c in calls)}"] if calls else []
-    if not calls:
-        return [f"expected a call to {', '.join(repr(c.function) for c in expect.calls)}, got no call"]
-    if len(calls) > len(expect.calls) and not expect.allow_extra_calls:
-        extra = f"expected {len(expect.calls)} call(s), got {len(calls)}"
-    else:
-        extra = None
-
-    # one-to-one matching of expected calls to actual calls (a handful: plain backtracking)
-    def match(i: int, used: frozenset) -> bool:
-        if i == len(expect.calls):
-            return True
-        return any(j not in used and not call_problems(expect.calls[i], c) and match(i + 1, used | {j})
-                   for j, c in enumerate(calls))
-
-    if match(0, frozenset()):
-        return [extra] if extra else []
-    problems = []
-    for exp in expect.calls:
-        candidates = [call_problems(exp, c) for c in calls]
-        if not any(not p for p in candidates):
-            best = min(candidates, key=len)
-            problems.extend(best)
-    return (problems or ["the calls do not match the expected ones one to one"]) + ([extra] if extra else [])
-
-
-def judge(parsed: ParseResult | None, case: Case) -> tuple[Verdict, list[str]]:
-    if parsed is None:
-        return Verdict(), ["no output"]
-    if parsed.error is not None:
-        return Verdict(), [f"parse error: {parsed.error.message}"]
-    problems: list[str] = []
-    for call, probs in zip(parsed.tool_calls, validate_calls(parsed.tool_calls, case.conversation.functions), strict=True):
-        problems += [f"{call.name}: {p}" for p in probs]
-    valid = not problems
-    mismatch = expectation_problems(case.expect, parsed.tool_calls)
-    return Verdict(parsed=True, valid=valid, expected=not mismatch), problems + mismatch
-
-
-# ------------------------------------------------------------------------------------------------
-# the run
+    @property
+    def key(self) -> tuple:
+        return (self.wrapper, self.preset, self.grammar, self.case.id, self.repeat_index)
 
 
 def plan(request: ScoreRequest, suite: Suite) -> list[Job]:
@@ -321,7 +83,7 @@ def plan(request: ScoreRequest, suite: Suite) -> list[Job]:
 
 def check(request: ScoreRequest) -> Suite:
     """Fail early, with one sentence, on anything that would fail every run."""
-    suite = suites_registry.load(request.suite) if isinstance(request.suite, str) else request.suite
+    suite = catalog.load(request.suite, request.bfcl_dir or None) if isinstance(request.suite, str) else request.suite
     if not request.wrappers:
         raise WrapperError("name at least one wrapper")
     for w in request.wrappers:
@@ -332,11 +94,12 @@ def check(request: ScoreRequest) -> Suite:
         presets_registry.load(p)
     for k, v in request.params.items():
         presets_registry.check_value(k, v)
-    backends.create(request.backend_type, request.settings)
+    for url in request.pool_urls():
+        backends.create(request.backend_type, replace(request.settings, url=url))
     if request.repeat < 1:
         raise ValueError("--repeat must be at least 1")
-    if request.concurrency < 1:
-        raise ValueError("--concurrency must be at least 1")
+    if request.concurrency < 0:
+        raise ValueError("--concurrency must be at least 1 (or 0: the server's slot count)")
     if request.max_string < 1 or request.max_calls < 1:
         raise ValueError("the grammar's longest string and most calls must be at least 1")
     if request.grammar_kind not in ("gbnf", "json_schema"):
@@ -344,29 +107,14 @@ def check(request: ScoreRequest) -> Suite:
     return suite
 
 
-def _backend_takes(backend_type: str, key: str) -> bool:
-    cls = backends.TYPES.get(backend_type)
-    return bool(cls) and key in (cls.params or {})
-
-
-def _constraint_params(request: ScoreRequest, constraint: grammars.Constraint) -> tuple[dict, Settings, str]:
-    """The request parameters carrying the constraint, the settings to use, and where it goes.
-
-    A backend that maps `grammar` / `json_schema` gets it as a parameter; an HTTP backend that does
-    not (yet) gets it as an extra request field (llama.cpp's server and llama_cpp.server read
-    `grammar` and `json_schema` from the body); otherwise it is not sent.
-    """
-    params = constraint.params(request.grammar_kind)
-    key = next(iter(params))
-    if _backend_takes(request.backend_type, key):
-        return params, request.settings, "param"
+def _constraint_route(request: ScoreRequest, key: str) -> str:
+    """Where a grammar constraint goes: "param" (the backend maps `key`), "extra" (an HTTP backend that
+    does not map it gets it as an extra request field: llama.cpp's server and llama_cpp.server read
+    `grammar` and `json_schema` from the body), or "ignored"."""
     cls = backends.TYPES.get(request.backend_type)
-    from backends.base import HttpBackend
-
-    if cls is not None and issubclass(cls, HttpBackend):
-        settings = Settings(**{**request.settings.__dict__, "extra": {**request.settings.extra, **params}})
-        return {}, settings, "extra"
-    return params, request.settings, "ignored"
+    if cls is not None and key in (cls.params or {}):
+        return "param"
+    return "extra" if cls is not None and issubclass(cls, HttpBackend) else "ignored"
 
 
 def _sent(request_record: dict, key: str) -> bool:
@@ -406,25 +154,31 @@ def conversation_for(wrapper: str, conversation: Conversation) -> Conversation:
 
 
 def generate_request(request: ScoreRequest, case: Case, wrapper: str, preset: str,
-                     grammar: bool = False) -> tuple[flow.GenerateRequest, grammars.Constraint | None]:
+                     grammar: bool = False, url: str | None = None) -> tuple[flow.GenerateRequest, grammars.Constraint | None]:
     """The exact request one cell sends for a case (and the grammar constraint, if any): for running it,
-    and for the page to open a run in the workbench and replay it."""
+    and for the page to open a run in the workbench and replay it. `url`: the pool's server to send it to."""
     conversation = conversation_for(wrapper, case.conversation)
-    params, settings, constraint = dict(request.params), request.settings, None
+    params, constraint = dict(request.params), None
+    settings = request.settings if url is None else replace(request.settings, url=url)
     if grammar:
         constraint = grammars.derive(wrapper, conversation, request.max_string, request.max_calls)
-        extra, settings, _ = _constraint_params(request, constraint)
-        params.update(extra)
+        extra = constraint.params(request.grammar_kind)
+        route = _constraint_route(request, next(iter(extra)))
+        if route == "extra":
+            settings = replace(settings, extra={**settings.extra, **extra})
+        else:
+            params.update(extra)
     return flow.GenerateRequest(backend_type=request.backend_type, wrapper=wrapper, conversation=conversation,
                                 settings=settings, preset=preset, params=params), constraint
 
 
-def run_job(request: ScoreRequest, job: Job, stop: threading.Event | None = None) -> RunRecord | None:
+def run_job(request: ScoreRequest, job: Job, stop: threading.Event | None = None, url: str | None = None) -> RunRecord | None:
     """One generation and its verdict; None when `stop` was set mid-generation (the run is dropped)."""
-    record = RunRecord(job.wrapper, job.preset, job.grammar, job.case.id, job.repeat_index, index=job.index)
+    record = RunRecord(job.wrapper, job.preset, job.grammar, job.case.id, job.repeat_index, index=job.index,
+                       category=job.case.category, server=request.settings.url if url is None else url)
     key = None
     try:
-        generate, constraint = generate_request(request, job.case, job.wrapper, job.preset, job.grammar)
+        generate, constraint = generate_request(request, job.case, job.wrapper, job.preset, job.grammar, url)
         if constraint is not None:
             record.grammar_format = constraint.format
             key = next(iter(constraint.params(request.grammar_kind)))
@@ -449,77 +203,86 @@ def run_job(request: ScoreRequest, job: Job, stop: threading.Event | None = None
     except (BackendError, TemplateError, WrapperError, PresetError, grammars.GrammarUnsupported) as e:
         record.error = f"{type(e).__name__}: {e}"
         record.problems = [str(e)]
+        record.server_failed = isinstance(e, BackendError) and server_pool.server_down(str(e))
     return record
+
+
+def _grammar_notes(request: ScoreRequest, suite: Suite, board: Scoreboard) -> None:
+    """Grammar cells whose wrapper has no grammar format are skipped with a note, not failed; a note
+    too where the constraint is not a parameter of the backend."""
+    for w in request.wrappers:
+        for case in suite.cases:
+            try:
+                grammars.derive(w, conversation_for(w, case.conversation), request.max_string, request.max_calls)
+            except grammars.GrammarUnsupported as e:
+                for p in request.presets:
+                    board.notes[(w, p, True)] = f"no grammar: {e}"
+                break
+    key = "json_schema" if request.grammar_kind == "json_schema" else "grammar"
+    route = _constraint_route(request, key)
+    note = {"extra": f"the {request.backend_type} backend does not map '{key}'; sent as an extra request field",
+            "ignored": f"the {request.backend_type} backend does not take '{key}': these runs are unconstrained"}.get(route)
+    if note:
+        for w in request.wrappers:
+            for p in request.presets:
+                board.notes.setdefault((w, p, True), note)
 
 
 def run_scoreboard(request: ScoreRequest, progress: Callable[[int, int], None] | None = None,
                    stop: threading.Event | None = None,
-                   on_run: Callable[[RunRecord], None] | None = None) -> Scoreboard:
-    """Run the whole matrix. `progress(done, total)` after each run; set `stop` to end early (runs in
-    flight are aborted and dropped; finished runs are kept); `on_run(record)` for live display.
+                   on_run: Callable[[RunRecord], None] | None = None,
+                   journal: Journal | None = None,
+                   on_servers: Callable[[list[dict]], None] | None = None) -> Scoreboard:
+    """Run the whole matrix over the pool. `progress(done, total)` after each run; set `stop` to end
+    early (runs in flight are aborted and dropped; finished runs are kept); `on_run(record)` for live
+    display; `journal`: append each finished run, and skip the runs it already holds (a resume);
+    `on_servers(pool)` when a server's counts change or it leaves the pool.
     Raises SuiteError, WrapperError, PresetError, BackendError or ValueError before any run starts."""
     suite = check(request)
     start = time.perf_counter()
+    categories = list(dict.fromkeys(c.category for c in suite.cases if c.category))
     board = Scoreboard(suite=suite.name, backend={"type": request.backend_type, "url": request.settings.url,
-                                                  "model": request.settings.model},
+                                                  "model": request.settings.model, "pool": request.pool_urls()},
                        cases=len(suite.cases), repeat=request.repeat, wrappers=list(request.wrappers),
-                       presets=list(request.presets), grammar_modes=list(request.grammar))
+                       presets=list(request.presets), grammar_modes=list(request.grammar), categories=categories)
     jobs = plan(request, suite)
-    # grammar cells whose wrapper has no grammar format are skipped with a note, not failed
     if True in request.grammar:
-        for w in request.wrappers:
-            for case in suite.cases:
-                try:
-                    grammars.derive(w, conversation_for(w, case.conversation), request.max_string, request.max_calls)
-                except grammars.GrammarUnsupported as e:
-                    for p in request.presets:
-                        board.notes[(w, p, True)] = f"no grammar: {e}"
-                    break
-        jobs = [j for j in jobs if not (j.grammar and (j.wrapper, j.preset, True) in board.notes)]
-        where = _where_constraint_goes(request)
-        if where != "param":
-            for w in request.wrappers:
-                for p in request.presets:
-                    board.notes.setdefault((w, p, True), where)
+        _grammar_notes(request, suite, board)
+        jobs = [j for j in jobs if not (j.grammar and str(board.notes.get((j.wrapper, j.preset, True), "")).startswith("no grammar"))]
     board.planned = len(jobs)
+    earlier = journal.finished() if journal is not None else {}
+    for job in jobs:
+        if job.key in earlier:
+            board.runs.append(replace(earlier[job.key], index=job.index))
+    board.resumed = len(board.runs)
+    todo = [j for j in jobs if j.key not in earlier]
+    servers = server_pool.build(request.pool_urls() if request.backend_type != "embedded" else [""], request.concurrency)
     lock = threading.Lock()
-    done = 0
     if progress:
-        progress(0, len(jobs))
+        progress(len(board.runs), len(jobs))
+    if on_servers:
+        on_servers([s.to_dict() for s in servers])
 
-    def work(job: Job) -> None:
-        nonlocal done
+    def work(job: Job, server: server_pool.Server) -> RunRecord | None:
         if stop is not None and stop.is_set():
-            return
-        record = run_job(request, job, stop)
-        with lock:
-            if record is not None:
-                board.runs.append(record)
-                done += 1
-            count = done
-        if record is not None:
-            if on_run:
-                on_run(record)
-            if progress:
-                progress(count, len(jobs))
+            return None
+        return run_job(request, job, stop, server.url or None)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=request.concurrency, thread_name_prefix="score") as pool:
-        futures = [pool.submit(work, j) for j in jobs]
-        for f in futures:
-            f.result()
+    def finished(record: RunRecord) -> None:
+        if journal is not None:
+            journal.append(record)
+        with lock:
+            board.runs.append(record)
+            count = len(board.runs)
+        if on_run:
+            on_run(record)
+        if progress:
+            progress(count, len(jobs))
+
+    changed = (lambda: on_servers([s.to_dict() for s in servers])) if on_servers else None
+    server_pool.run(todo, servers, work, stop, finished, changed)
     board.runs.sort(key=lambda r: r.index)
+    board.servers = [s.to_dict() for s in servers]
     board.stopped = bool(stop is not None and stop.is_set() and len(board.runs) < len(jobs))
     board.elapsed_s = time.perf_counter() - start
     return board
-
-
-def _where_constraint_goes(request: ScoreRequest) -> str:
-    key = "json_schema" if request.grammar_kind == "json_schema" else "grammar"
-    if _backend_takes(request.backend_type, key):
-        return "param"
-    from backends.base import HttpBackend
-
-    cls = backends.TYPES.get(request.backend_type)
-    if cls is not None and issubclass(cls, HttpBackend):
-        return f"the {request.backend_type} backend does not map '{key}'; sent as an extra request field"
-    return f"the {request.backend_type} backend does not take '{key}': these runs are unconstrained"

@@ -72,11 +72,21 @@ class Expectation:
 
 
 @dataclass
+class BfclAnswer:
+    """What BFCL judges a case by: its category, its own function docs, and its ground truth (none for (ir)relevance)."""
+    category: str
+    functions: list[dict]
+    ground_truth: list[dict]
+
+
+@dataclass
 class Case:
     id: str
     conversation: Conversation
     expect: Expectation
     description: str = ""
+    category: str = ""  # the BFCL category of a BFCL case: the matrix counts each category apart
+    bfcl: BfclAnswer | None = None  # a BFCL case is judged by BFCL's checker, not by `expect`
 
 
 @dataclass
@@ -94,6 +104,11 @@ class Suite:
 
     def subset(self, case_ids: list[str]) -> "Suite":
         return Suite(self.name, [self.case(i) for i in case_ids], self.description, self.path)
+
+    def first(self, count: int) -> "Suite":
+        if count < 1:
+            raise SuiteError("--cases N must be at least 1")
+        return Suite(self.name, self.cases[:count], self.description, self.path)
 
 
 def names() -> list[str]:

@@ -464,7 +464,8 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                             "parsed, were schema-valid and called what the case expects.")
                 with gr.Row():
                     score_suite = gr.Dropdown(scoreboard.suite_names(), value="memgpt", label="Suite",
-                                              info="memgpt: MemGPT's functions; tools: weather/calculator/search calls.")
+                                              info="memgpt: MemGPT's functions; tools: weather/calculator/search calls; "
+                                                   "bfcl:…: BFCL's categories (with bfcl-eval installed).")
                     score_wrappers = gr.Dropdown(wrappers.names(), value=["chatml", "airoboros-l2-70b-2.1"], multiselect=True,
                                                  label="Wrappers", info="Each becomes a row of the matrix.", elem_id="score-wrappers")
                     score_presets = gr.Dropdown(presets.names(), value=["deterministic"], multiselect=True, label="Presets",
@@ -473,10 +474,15 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                     score_grammar = gr.Radio(["off", "on", "both"], value="off", label="Grammar",
                                              info="on: a GBNF grammar derived from the functions lets the model write only well-formed calls.")
                     score_repeat = gr.Number(1, label="Repeat", minimum=1, maximum=20, precision=0, info="Runs per case.")
-                    score_concurrency = gr.Number(1, label="Concurrency", minimum=1, maximum=16, precision=0,
-                                                  info="Requests at once; match the server's parallel slots.")
+                    score_concurrency = gr.Number(0, label="Concurrency", minimum=0, maximum=16, precision=0,
+                                                  info="Requests at once per server; 0: the server's slots (/props).")
                     score_tokens = gr.Number(96, label="Max new tokens", minimum=8, maximum=1024, precision=0,
                                              info="Per answer; calls are short.")
+                # --- scoreboard pool (scoreboard helper): the servers the runs are spread over ---
+                score_pool = gr.Textbox("", label="Server pool", lines=2, elem_id="score-pool",
+                                        placeholder="one URL per line; empty: panel 1's backend URL",
+                                        info="Runs are spread over these servers (same backend type); a failing one leaves the pool.")
+                # --- end scoreboard pool ---
                 with gr.Row():
                     score_go = gr.Button("Run scoreboard", variant="primary", elem_id="score-run")
                     score_stop = gr.Button("Stop", variant="stop", elem_id="score-stop")
@@ -572,18 +578,18 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                             [template_view, template_parser, template_notes, template_status] + [p.wrapper for p in panels],
                             show_progress="minimal", **_private())
 
-        def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, *controls):
+        def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, *controls):
             stop = _score_stops[request.session_hash] = threading.Event()
             config = panels.PanelConfig.from_controls(list(controls))
             for status, rows, board, files in scoring_tab.run(config, suite, names, preset_names, grammar, repeat, concurrency,
-                                                          tokens, stop):
+                                                          tokens, stop, pool):
                 if board is None:
                     yield status, gr.skip(), gr.skip(), gr.skip()
                 else:
                     yield status, _styled_matrix(rows), board, files
 
         score_go.click(scored, [score_suite, score_wrappers, score_presets, score_grammar, score_repeat, score_concurrency,
-                                score_tokens, *panels[0].config], [score_status, score_matrix, score_board, score_files],
+                                score_tokens, score_pool, *panels[0].config], [score_status, score_matrix, score_board, score_files],
                        concurrency_limit=None, **_private())
 
         def stopped_scoring(request: gr.Request):

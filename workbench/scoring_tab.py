@@ -1,8 +1,10 @@
-"""The page's scoreboard: run a suite in the background with progress and Stop, show the matrix, open a cell's runs."""
+"""The page's scoreboard: run a suite over a pool of servers in the background, with progress per
+server and Stop, show the matrix (a row per BFCL category for BFCL suites), open a row's runs."""
 
 from __future__ import annotations
 
 import queue
+import re
 import tempfile
 import threading
 from typing import Iterator
@@ -13,7 +15,8 @@ from presets import PresetError
 from scoreboard import ScoreRequest, SuiteError, run_scoreboard
 from wrappers import WrapperError
 
-MATRIX_HEADERS = ["wrapper", "preset", "grammar", "runs", "parsed %", "valid %", "expected %", "mean latency s", "mean tokens", "note"]
+MATRIX_HEADERS = ["wrapper", "preset", "grammar", "runs", "parsed %", "valid %", "expected (BFCL) %", "mean latency s",
+                  "mean tokens", "note", "category"]
 GRAMMAR_MODES = {"off": [False], "on": [True], "both": [False, True]}
 
 
@@ -21,17 +24,49 @@ def _percent(count: int, runs: int) -> float | None:
     return round(100 * count / runs, 1) if runs else None
 
 
+def pool_urls(text: str) -> list[str]:
+    """The pool box: one URL per line (commas and spaces separate too)."""
+    return [u for u in re.split(r"[\s,]+", text or "") if u]
+
+
+def _row_keys(cells: list[dict]) -> list[tuple[int, str | None]]:
+    """(cell index, BFCL category or None for the whole cell) for each matrix row."""
+    keys = []
+    for i, c in enumerate(cells):
+        categories = [k["category"] for k in c.get("categories") or []]
+        keys += [(i, k) for k in categories] + ([(i, None)] if len(categories) != 1 else [])
+    return keys
+
+
 def matrix_rows(cells: list[dict]) -> list[list]:
-    return [[c["wrapper"], c["preset"], "on" if c["grammar"] else "off", c["runs"], _percent(c["parsed"], c["runs"]),
-             _percent(c["valid"], c["runs"]), _percent(c["expected"], c["runs"]), c.get("mean_latency_s"),
-             c.get("mean_completion_tokens"), c.get("note") or (f"{c['errors']} errors" if c.get("errors") else "")]
-            for c in cells]
+    rows = []
+    for i, category in _row_keys(cells):
+        c = cells[i]
+        counts = next(k for k in c["categories"] if k["category"] == category) if category else c
+        n = counts["runs"]
+        label = category or ("all" if c.get("categories") else "")
+        rows.append([c["wrapper"], c["preset"], "on" if c["grammar"] else "off", n, _percent(counts["parsed"], n),
+                     _percent(counts["valid"], n), _percent(counts["expected"], n), c.get("mean_latency_s"),
+                     c.get("mean_completion_tokens"), c.get("note") or (f"{counts['errors']} errors" if counts.get("errors") else ""),
+                     label])
+    return rows
+
+
+def server_lines(servers: list[dict]) -> str:
+    """Progress per server, for the status line."""
+    lines = []
+    for s in servers:
+        state = f"❌ {s['failed']}" if s["failed"] else f"{s['in_flight']} in flight (of {s['concurrency']})"
+        lines.append(f"- `{s['url'] or 'embedded'}`: {s['runs']} runs done, {state}")
+    return "\n".join(lines)
 
 
 def run(config: PanelConfig, suite: str, wrapper_names: list[str], preset_names: list[str], grammar: str, repeat: int,
-        concurrency: int, max_new_tokens: int, stop: threading.Event | None = None) -> Iterator[tuple[str, list[list], dict | None, list[str]]]:
+        concurrency: int, max_new_tokens: int, stop: threading.Event | None = None,
+        pool: str = "") -> Iterator[tuple[str, list[list], dict | None, list[str]]]:
     """Yield (status, matrix rows, scoreboard JSON when done, [JSON path, CSV path]) as runs finish.
 
+    `pool`: the servers' URLs (empty: panel 1's URL); `concurrency` per server, 0 = its slot count.
     Setting `stop` (the page's Stop) ends the runs early and the finished ones are still scored and
     shown; closing the generator (the page went away) stops them too."""
     if not wrapper_names or not preset_names:
@@ -39,15 +74,18 @@ def run(config: PanelConfig, suite: str, wrapper_names: list[str], preset_names:
         return
     request = ScoreRequest(backend_type=config.backend_type, suite=suite, wrappers=list(wrapper_names),
                            presets=list(preset_names), grammar=GRAMMAR_MODES.get(grammar, [False]), repeat=int(repeat or 1),
-                           concurrency=max(1, int(concurrency or 1)), params={"max_new_tokens": int(max_new_tokens or 96)},
-                           settings=backend_settings(config.url, config.model, config.api_key, config.timeout, config.extra_json))
+                           concurrency=max(0, int(concurrency or 0)), params={"max_new_tokens": int(max_new_tokens or 96)},
+                           settings=backend_settings(config.url, config.model, config.api_key, config.timeout, config.extra_json),
+                           urls=pool_urls(pool))
     updates: queue.Queue = queue.Queue()
     stop = stop or threading.Event()
     result: dict = {}
+    servers: list[list[dict]] = [[]]
 
     def work():
         try:
-            result["board"] = run_scoreboard(request, progress=lambda done, total: updates.put((done, total)), stop=stop)
+            result["board"] = run_scoreboard(request, progress=lambda done, total: updates.put((done, total)), stop=stop,
+                                             on_servers=lambda pool_now: servers.__setitem__(0, pool_now))
         except (SuiteError, WrapperError, PresetError, BackendError, ValueError) as e:
             result["error"] = str(e)
         finally:
@@ -59,7 +97,7 @@ def run(config: PanelConfig, suite: str, wrapper_names: list[str], preset_names:
         yield "⏳ Starting…", [], None, []
         while (update := updates.get()) is not None:
             done, total = update
-            yield f"⏳ {done}/{total} runs done… (Stop keeps the finished ones)", [], None, []
+            yield f"⏳ {done}/{total} runs done… (Stop keeps the finished ones)\n\n{server_lines(servers[0])}", [], None, []
     except GeneratorExit:
         stop.set()  # nobody is watching any more: let the runner wind down
         raise
@@ -75,15 +113,20 @@ def run(config: PanelConfig, suite: str, wrapper_names: list[str], preset_names:
             files.append(f.name)
     data = board.to_dict()
     state = "stopped early: the finished runs are kept" if board.stopped else "done"
-    yield (f"✅ {len(data['runs'])}/{board.planned} runs, {state}, in {board.elapsed_s:.1f} s. Click a row to open its runs.",
+    pool_text = f"\n\n{server_lines(data['servers'])}" if len(data["servers"]) > 1 or any(s["failed"] for s in data["servers"]) else ""
+    yield (f"✅ {len(data['runs'])}/{board.planned} runs, {state}, in {board.elapsed_s:.1f} s. Click a row to open its runs.{pool_text}",
            matrix_rows(data["cells"]), data, files)
 
 
 def cell_runs(board: dict | None, row: int) -> tuple[list[dict], str]:
     """The runs of the matrix row `row` and a caption."""
-    if not board or not 0 <= row < len(board["cells"]):
+    keys = _row_keys(board["cells"]) if board else []
+    if not 0 <= row < len(keys):
         return [], "Run a scoreboard, then click a row."
-    cell = board["cells"][row]
-    runs = [r for r in board["runs"] if (r["wrapper"], r["preset"], r["grammar"]) == (cell["wrapper"], cell["preset"], cell["grammar"])]
+    index, category = keys[row]
+    cell = board["cells"][index]
+    runs = [r for r in board["runs"] if (r["wrapper"], r["preset"], r["grammar"]) == (cell["wrapper"], cell["preset"], cell["grammar"])
+            and (category is None or r.get("category") == category)]
     grammar = "on" if cell["grammar"] else "off"
-    return runs, f"{cell['wrapper']} × {cell['preset']} (grammar {grammar}): {len(runs)} runs; the first is open in panel 1."
+    where = f", {category}" if category else ""
+    return runs, f"{cell['wrapper']} × {cell['preset']} (grammar {grammar}{where}): {len(runs)} runs; the first is open in panel 1."

@@ -1,0 +1,75 @@
+"""The journal: every finished run appended as one JSON line beside the results file, as it finishes,
+so a stopped or crashed scoreboard continues where it stopped (`--resume`) with nothing lost and
+nothing counted twice.
+
+A run that failed because its server was down is journaled too, but a resume runs it again; the
+last line for a run wins. A line cut short by a crash is dropped on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from core.errors import UserError
+
+from .report import RunRecord
+
+
+class JournalError(UserError, ValueError):
+    """A journal that cannot be continued or would be overwritten; the message says what to do."""
+
+
+def path_for(out: str | Path) -> Path:
+    """`results.json` -> `results.runs.jsonl`."""
+    out = Path(out)
+    return out.with_name((out.stem if out.suffix == ".json" else out.name) + ".runs.jsonl")
+
+
+class Journal:
+    def __init__(self, path: str | Path, resume: bool = False):
+        self.path = Path(path)
+        self.records: dict[tuple, RunRecord] = {}
+        self._lock = threading.Lock()
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        if exists and not resume:
+            raise JournalError(f"{self.path} holds the runs of an earlier scoreboard: add --resume to continue it, "
+                               "or delete the file to start over")
+        if exists:
+            self._read()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def _read(self) -> None:
+        lines = self.path.read_text(encoding="utf-8").split("\n")
+        kept = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = RunRecord.from_dict(json.loads(line))
+            except (json.JSONDecodeError, TypeError, KeyError):
+                continue  # a line cut short by a crash
+            self.records[record.key] = record
+            kept.append(line)
+        if len(kept) != sum(1 for line in lines if line.strip()):  # rewrite without the broken line
+            self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        elif lines[-1] != "":
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("\n")
+
+    def finished(self) -> dict[tuple, RunRecord]:
+        """The runs a resume keeps: all but those whose server failed."""
+        return {k: r for k, r in self.records.items() if not r.server_failed}
+
+    def append(self, record: RunRecord) -> None:
+        line = json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            self.records[record.key] = record
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
