@@ -31,11 +31,15 @@ class StartupConfig:
     share: bool = False  # a public Gradio share link; decided by this flag alone, never by GRADIO_SHARE
     expose_without_auth: bool = False
     allow_backend: list[str] = field(default_factory=list)  # HOST[:PORT] backend requests may reach; empty: anywhere
+    api_key: str = ""  # the bearer key /v1 requires (needed wherever --auth or a non-loopback host is)
+    traffic_log: str = ""  # a JSONL file every /v1 request is appended to; empty: memory only
+    traffic_size: int = 200  # the /v1 requests the Traffic tab keeps in memory
 
 
 def from_environment(environ=os.environ) -> StartupConfig:
-    """`OPENAI_API_BASE` and `BACKEND_TYPE` preset the backend, as they did in MemGPT."""
-    config = StartupConfig()
+    """`OPENAI_API_BASE` and `BACKEND_TYPE` preset the backend, as they did in MemGPT; `PFP_API_KEY` the
+    endpoint's key (kept off the command line, where other users of the machine could read it)."""
+    config = StartupConfig(api_key=environ.get("PFP_API_KEY", "").strip())
     url = environ.get("OPENAI_API_BASE", "").strip()
     backend_type = environ.get("BACKEND_TYPE", "").strip()
     if url:
