@@ -4,7 +4,7 @@
 name with its arguments as one JSON string. `IncrementalParse` re-parses the output so far after
 each chunk and hands out only what can no longer change, as `Delta`s:
 
-- content, while no call has started and the text so far is the start of the raw output, up to the
+- content, while no call has started and the text so far begins the raw output, up to the
   last whole word before anything that could open a call (`<`, `[`, `{`, a fence...);
 - a call, name then arguments, once a later call follows it (a call still being written, or the
   last one, may yet change or vanish: a parser can read the whole output as a failure once more
@@ -36,7 +36,7 @@ class Call:
 class Answer:
     content: str | None = None
     calls: list[Call] = field(default_factory=list)
-    error: str | None = None  # the parse failed: `content` is then the raw output as is
+    error: str | None = None  # the parse failed: `content` is then the raw output (blank ends trimmed)
 
 
 @dataclass
@@ -70,7 +70,7 @@ def answer(parsed: ParseResult, raw: str, max_calls: int | None = None) -> Answe
     """The answer a finished parse gives; a failed parse gives the raw text and says why."""
     calls = _named(parsed, max_calls)
     if parsed.error is not None and not calls:
-        return Answer(content=raw, error=parsed.error.message)
+        return Answer(content=raw.strip() or None, error=parsed.error.message)
     return Answer(content=_content(parsed), calls=[Call(c.name, arguments_json(c.arguments)) for c in calls])
 
 
@@ -78,7 +78,7 @@ def _settled_content(text: str, raw: str) -> str:
     cut = min((i for i in (text.find(c) for c in CALL_OPENERS) if i >= 0), default=len(text))
     safe = text[:cut]
     safe = safe[:max(safe.rfind(" "), safe.rfind("\n"), 0)]  # a last word may still grow into a marker
-    return safe if raw.startswith(safe) else ""
+    return safe if raw.lstrip().startswith(safe) else ""
 
 
 class IncrementalParse:

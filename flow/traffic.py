@@ -102,3 +102,20 @@ def configure(size: int = DEFAULT_SIZE, log_path: str | None = None) -> Traffic:
 
 def ring() -> Traffic:
     return _ring
+
+
+HEADERS = ["#", "time", "client", "wrapper", "status", "latency ms", "verdict"]
+
+
+def rows(entries: list[dict]) -> list[list]:
+    """One table row per entry, in the order given (the Traffic tab shows newest first)."""
+    return [[e.get("id"), str(e.get("time", ""))[11:23], e.get("client", ""), e.get("wrapper") or "", e.get("status"),
+             e.get("latency_ms"), e.get("verdict", "")] for e in entries]
+
+
+def detail(entry: dict) -> dict:
+    """What the Traffic tab shows of one request below its prompt and raw output."""
+    return {"messages": (entry.get("conversation") or {}).get("messages") or (entry.get("request") or {}).get("messages"),
+            "functions": (entry.get("conversation") or {}).get("functions"), "parse": entry.get("parse"),
+            "response": entry.get("response"), "notes": entry.get("notes"), "backend_request": entry.get("backend_request"),
+            "request": entry.get("request")}
