@@ -1,8 +1,9 @@
 """Prompt Format Playground. `python app.py` serves the page on http://127.0.0.1:7860;
 `python app.py --help` lists the commands (render, parse, generate, wrappers, score).
 
-This file is the composition root: the CLI face parses the arguments, and serving puts the page
-and the API face on one Gradio server. No face imports another; only this file sees them all.
+This file is the composition root: the CLI face parses the arguments, and serving puts the page,
+the API face and the OpenAI-compatible endpoint (/v1) on one server. No face imports another;
+only this file sees them all.
 """
 
 import os
@@ -25,8 +26,18 @@ def build_app(config: StartupConfig):
     return blocks
 
 
-def launch(blocks, host: str, port: int, auth: tuple[str, str] | None = None, share: bool = False, **extra):
-    """Start serving; the same settings for `python app.py` and the tests."""
+def build_endpoint(config: StartupConfig) -> list:
+    """The /v1 routes, with the traffic ring the page's Traffic tab reads."""
+    import endpoint
+    from flow import traffic
+
+    traffic.configure(config.traffic_size, config.traffic_log or None)
+    return endpoint.routes(config)
+
+
+def launch(blocks, host: str, port: int, auth: tuple[str, str] | None = None, share: bool = False, routes=(), **extra):
+    """Start serving; the same settings for `python app.py` and the tests. `routes` go on the same server
+    before Gradio's own (FastAPI's `routes` argument), so /v1 is served on the page's host and port."""
     from ui.page import CSS
 
     blocks.queue(default_concurrency_limit=None)
@@ -36,13 +47,15 @@ def launch(blocks, host: str, port: int, auth: tuple[str, str] | None = None, sh
     # share is the app's own flag, never GRADIO_SHARE from the environment (which would bypass the --auth refusal);
     # prompts can be private: no monitoring dashboard, no run history kept in the browser (docs/SECURITY.md)
     return blocks.launch(server_name=host, server_port=port, share=share, css=CSS, enable_monitoring=False,
-                         run_history=False, footer_links=["api", "settings"], show_error=True, **extra)
+                         run_history=False, footer_links=["api", "settings"], show_error=True,
+                         app_kwargs={"routes": list(routes)}, **extra)
 
 
 def serve(config: StartupConfig) -> int:
-    """Serve the page and the API; the CLI has already refused an exposed address without --auth."""
+    """Serve the page, the API and /v1; the CLI has already refused an exposed address without --auth."""
     blocks = build_app(config)
-    launch(blocks, config.host, config.port, auth=config.auth, share=config.share, prevent_thread_lock=True)
+    launch(blocks, config.host, config.port, auth=config.auth, share=config.share, routes=build_endpoint(config),
+           prevent_thread_lock=True)
     if config.backend_type == "embedded":  # once the page is served: loading the model must not delay it
         from backends import embedded
 

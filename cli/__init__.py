@@ -50,6 +50,12 @@ def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
                         "can make this machine send requests anywhere through the backend URL field")
     p.add_argument("--allow-backend", action="append", default=[], metavar="HOST[:PORT]",
                    help="only let backend requests go to these hosts (repeatable); the start-up --backend-url is always allowed")
+    p.add_argument("--api-key", default=defaults.api_key, metavar="KEY",
+                   help="the key /v1 (the OpenAI-compatible endpoint) requires as 'Authorization: Bearer KEY'; needed with "
+                        "--auth or a non-loopback --host (default: $PFP_API_KEY)")
+    p.add_argument("--traffic-log", default="", metavar="FILE", help="append every /v1 request to this JSONL file (the Traffic tab's Load reads it)")
+    p.add_argument("--traffic-size", type=int, default=defaults.traffic_size, metavar="N",
+                   help="/v1 requests the Traffic tab keeps in memory (default: %(default)s)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("render", help="print the prompt a wrapper makes of a conversation, exactly")
@@ -148,7 +154,8 @@ def startup_config(args: argparse.Namespace) -> StartupConfig:
                          wrapper=args.model if as_wrapper else args.wrapper, preset=args.preset,
                          host=args.host, port=args.port, auth=args.auth, share=args.share,
                          expose_without_auth=args.expose_without_auth, allow_backend=list(args.allow_backend),
-                         models_dir=args.models_dir, max_models=args.max_models)
+                         models_dir=args.models_dir, max_models=args.max_models,
+                         api_key=args.api_key, traffic_log=args.traffic_log, traffic_size=args.traffic_size)
 
 
 def main(argv: list[str] | None = None, serve: Callable[[StartupConfig], int] | None = None) -> int:

@@ -35,6 +35,9 @@ class StartupConfig:
     allow_backend: list[str] = field(default_factory=list)  # HOST[:PORT] backend requests may reach; empty: anywhere
     models_dir: str = ""  # the folder whose .gguf files the embedded backend offers; "" = the user folder's models/
     max_models: int = DEFAULT_MAX_MODELS  # embedded models kept loaded at once (least recently used freed first)
+    api_key: str = ""  # the bearer key /v1 requires (needed wherever --auth or a non-loopback host is)
+    traffic_log: str = ""  # a JSONL file every /v1 request is appended to; empty: memory only
+    traffic_size: int = 200  # the /v1 requests the Traffic tab keeps in memory
 
 
 class StartupError(UserError):
@@ -43,8 +46,9 @@ class StartupError(UserError):
 
 def from_environment(environ=os.environ) -> StartupConfig:
     """`OPENAI_API_BASE` and `BACKEND_TYPE` preset the backend, as they did in MemGPT; `PFP_MAX_MODELS`
-    the number of embedded models kept loaded."""
-    config = StartupConfig()
+    the number of embedded models kept loaded; `PFP_API_KEY` the endpoint's key (kept off the command
+    line, where other users of the machine could read it)."""
+    config = StartupConfig(api_key=environ.get("PFP_API_KEY", "").strip())
     max_models = environ.get("PFP_MAX_MODELS", "").strip()
     if max_models:
         if not max_models.isdigit() or int(max_models) < 1:

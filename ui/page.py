@@ -14,6 +14,7 @@ import presets
 import wrappers
 import scoreboard
 from workbench import panels, scoring_tab, turns
+from ui import traffic_tab
 from flow.startup import StartupConfig
 from core.conversation import EXAMPLE_PATH, ConversationError
 
@@ -516,6 +517,7 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                     session_file = gr.File(label="Session file", interactive=False, elem_id="session-file")
                     session_upload = gr.UploadButton("Load session…", file_types=[".json"], elem_id="session-load")
                 session_status = gr.Markdown("", elem_id="session-status")
+            traffic_tab.build(conversation, panels[0].wrapper, panels[0].template)
         stored = gr.BrowserState(None, storage_key="prompt-format-playground-session")
 
         events = []
