@@ -45,6 +45,11 @@ def json_calls_in_prose(out: Out, piece: Piece) -> None:
             continue
         out.add_text(text[pending:k].strip(_SEPARATORS))
         pending = i = end
+    else:
+        gave_up_at = _CANDIDATE.search(text, i)
+        if gave_up_at:  # a limit stopped the scan: later calls are not read, so say where
+            out.fail(f"no call: stopped looking for calls here, after {failures} places that looked like one "
+                     f"(at most {MAX_CANDIDATES} are tried)", piece.start + gave_up_at.start())
     out.add_text(text[pending:].strip(_SEPARATORS))
 
 

@@ -302,3 +302,63 @@ def test_unclosed_garbage_is_text_not_a_truncated_call():
     raw = "hello world[A(A=\t)A(A=,\t)A(A=,\t"
     r = parse("pythonic", raw)
     assert r.tool_calls == [] and r.error is None and r.content == raw.strip()
+
+
+# ---------------------------------------------------------------- size limits are said, not silent
+
+
+@pytest.mark.parametrize("fid,raw,position", [
+    ("pythonic", '[get_weather(city="' + "x" * 1_000_001 + '")]', 0),
+    ("pythonic", 'get_weather(city="' + "x" * 1_000_001 + '")', 0),
+    ("pythonic", 'Sure: [get_weather(city="' + "x" * 1_000_001 + '")]', 6),
+    ("gorilla_openfunctions_v2", 'get_weather(city="' + "x" * 1_000_001 + '")', 0),
+    ("olmo3", '<function_calls>get_weather(city="' + "x" * 1_000_001 + '")</function_calls>', 16),
+])
+def test_a_python_call_too_long_to_read_is_an_error_with_its_position(fid, raw, position):
+    r = parse(fid, raw)
+    assert r.tool_calls == []
+    assert r.error is not None and "characters long" in r.error.message and "1,000,000" in r.error.message
+    assert r.error.position == position
+    if fid != "olmo3":
+        assert len(r.content) == len(raw)  # the text is kept, not dropped
+
+
+def test_bare_json_too_large_to_repair_says_so():
+    raw = '{"name": "get_weather", "arguments": {"city": "' + "x" * 200_000 + '",}}'
+    r = parse("hermes", raw)
+    assert r.tool_calls == []
+    assert r.error is not None and "too large to repair" in r.error.message
+    assert r.content == raw
+
+
+def test_prose_scan_that_gives_up_says_where():
+    junk = '{"name": oops} ' * 80
+    r = parse("llama3_json", junk + '{"name": "f", "parameters": {}}')
+    assert r.error is not None and "stopped looking" in r.error.message
+    assert r.error.position == junk.index('{"name"', 64 * len('{"name": oops} '))
+
+
+# ---------------------------------------------------------------- call-start markers
+
+
+def test_every_format_has_call_markers():
+    for fid in parsers.names():
+        markers = parsers.call_markers(fid)
+        assert all(isinstance(m, str) and m.strip() for m in markers), fid
+        assert bool(markers) == (fid != "plain"), fid
+
+
+@pytest.mark.parametrize("fid,expected", [
+    ("hermes", "<tool_call>"), ("mistral_v3", "[TOOL_CALLS]"), ("mistral_v11", "[TOOL_CALLS]"),
+    ("llama3_json", "<|python_tag|>"), ("llama3_json", '{"name"'), ("llama3_builtin", "<|python_tag|>"),
+    ("kimi_k2", "<|tool_calls_section_begin|>"), ("deepseek_v3", "<｜tool▁calls▁begin｜>"),
+    ("gpt_oss_harmony", "to=functions."), ("functionary_v3_1", "<function="), ("pythonic", "["),
+    ("llamacpp_generic", '{"tool_call"'), ("memgpt_inner_monologue", '"function":'),
+])
+def test_call_markers_of_known_formats(fid, expected):
+    assert expected in parsers.call_markers(fid)
+
+
+def test_call_markers_of_an_unknown_format_is_a_user_error():
+    with pytest.raises(parsers.UnknownParser):
+        parsers.call_markers("nope")

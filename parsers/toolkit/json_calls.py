@@ -29,8 +29,10 @@ def json_call_starts(name_keys: tuple[str, ...] = NAME_KEYS) -> tuple[str, ...]:
     return tuple(f'{{"{key}"' for key in name_keys)
 
 
-def call_from_obj(obj: Any, name_keys=NAME_KEYS, arg_keys=ARG_KEYS) -> tuple[str, dict] | str:
-    """(name, arguments) from a JSON call object, or a string saying why it is not one."""
+def call_from_obj(obj: Any, name_keys=NAME_KEYS, arg_keys=ARG_KEYS, args_required: bool = True) -> tuple[str, dict] | str:
+    """(name, arguments) from a JSON call object, or a string saying why it is not one. Where a
+    marker already says "this is a call", a missing arguments key means no arguments
+    (`args_required=False`); bare JSON needs it, or every `{"name": …}` answer would be a call."""
     if not isinstance(obj, dict):
         return f"expected a call object, got {type(obj).__name__}"
     if isinstance(obj.get("function"), dict) and not any(k in obj for k in name_keys):
@@ -41,7 +43,7 @@ def call_from_obj(obj: Any, name_keys=NAME_KEYS, arg_keys=ARG_KEYS) -> tuple[str
     name = name.strip().replace("\\_", "_")
     key = next((k for k in arg_keys if k in obj), None)
     if key is None:
-        return f"call '{name}' has no arguments object"
+        return f"call '{name}' has no arguments object" if args_required else (name, {})
     args = decode_arguments(obj[key])
     if args is None:
         return f"the arguments of '{name}' are not an object"
@@ -75,6 +77,7 @@ def json_calls(
     name_keys=NAME_KEYS,
     arg_keys=ARG_KEYS,
     convert=None,  # optional obj -> (name, args) | str, replaces call_from_obj
+    args_required: bool = True,  # see call_from_obj
     call_index: int | None = None,  # where the call starts (its marker), for truncation errors
 ) -> bool | None:
     """Add the call(s) encoded as JSON in `segment` (found at `out.text[index]`).
@@ -92,7 +95,7 @@ def json_calls(
         stripped = segment.strip()
         head = stripped[:cut].rstrip().rstrip(",") + "]"
         if len(elements) > 1:
-            json_calls(out, head, index + lead, shape=shape, name_keys=name_keys,
+            json_calls(out, head, index + lead, shape=shape, name_keys=name_keys, args_required=args_required,
                                arg_keys=arg_keys, convert=convert)
         out.fail(f"truncated call: {loaded.error}", index + lead + cut)
         return None
@@ -112,7 +115,7 @@ def json_calls(
     items = value if isinstance(value, list) else [value]
     parsed = []
     for item in items:
-        got = convert(item) if convert else call_from_obj(item, name_keys, arg_keys)
+        got = convert(item) if convert else call_from_obj(item, name_keys, arg_keys, args_required)
         if isinstance(got, str):
             out.fail(f"no call: {got}", index + lead)
             continue
@@ -141,7 +144,7 @@ def json_body(shape: str = "any", name_keys=NAME_KEYS, arg_keys=ARG_KEYS, conver
             return False
         lead = len(body) - len(body.lstrip())
         seg, end = json_extent(body, lead)
-        found = json_calls(out, seg, index + lead, shape=shape, name_keys=name_keys,
+        found = json_calls(out, seg, index + lead, shape=shape, name_keys=name_keys, args_required=False,
                            arg_keys=arg_keys, convert=convert, call_index=block_index)
         if found is False:
             return False  # not a call: the block stays text

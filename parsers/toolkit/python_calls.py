@@ -19,6 +19,13 @@ class PyCallError(ValueError):
     pass
 
 
+class PyCallTooLong(PyCallError):
+    """Python calls longer than the parser reads (limits.MAX_PYTHON_CHARS): maybe a call, so said."""
+
+    def __init__(self, size: int):
+        super().__init__(f"the call is {size:,} characters long; at most {MAX_PYTHON_CHARS:,} are read")
+
+
 _JSON_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 
 
@@ -92,7 +99,7 @@ def python_calls(src: str, functions: list[dict] | None = None) -> tuple[list[tu
     if not s:
         raise PyCallError("empty")
     if len(s) > MAX_PYTHON_CHARS:
-        raise PyCallError(f"{len(s)} characters of Python is too much to read")
+        raise PyCallTooLong(len(s))
     notes: list[str] = []
     try:
         tree = ast.parse(s, mode="exec")
@@ -196,6 +203,10 @@ def python_list_in_text(out: Out, piece: Piece, *, bare_call: bool = True) -> No
         saved = out.error
         try:
             calls, notes = python_calls(t, out.functions)
+        except PyCallTooLong as e:
+            out.fail(f"no call: {e}", piece.start + lead)
+            out.add_text(text)
+            return
         except PyCallError:
             calls = None
             if match_py_bracket(t, t.index("(")) == -1 and python_prefix(t):
@@ -215,6 +226,9 @@ def python_list_in_text(out: Out, piece: Piece, *, bare_call: bool = True) -> No
         k = m.start()
         j = match_py_bracket(text, k)
         if j == -1:
+            if len(text) - k > MAX_PYTHON_CHARS:
+                out.fail(f"no call: {PyCallTooLong(len(text) - k)}", piece.start + k)
+                break
             if python_prefix(text[k:]):
                 out.add_text(text[pending:k])
                 out.fail("truncated call: the call list is not closed", piece.start + k)
@@ -222,6 +236,10 @@ def python_list_in_text(out: Out, piece: Piece, *, bare_call: bool = True) -> No
             break  # not calls: the rest is text
         try:
             calls, notes = python_calls(text[k : j + 1], out.functions)
+        except PyCallTooLong as e:
+            out.fail(f"no call: {e}", piece.start + k)
+            i = j + 1  # the text stays content
+            continue
         except PyCallError:
             tries += 1
             i = k + 1
@@ -231,4 +249,9 @@ def python_list_in_text(out: Out, piece: Piece, *, bare_call: bool = True) -> No
         for name, args in calls:
             out.add_call(name, args)
         pending = i = j + 1
+    else:
+        gave_up_at = _PY_LIST_START.search(text, i)
+        if gave_up_at:  # the limit stopped the scan: later calls are not read, so say where
+            out.fail(f"no call: stopped looking for call lists here, after {tries} that were not calls "
+                     f"(at most {MAX_CANDIDATES} are tried)", piece.start + gave_up_at.start())
     out.add_text(text[pending:])
