@@ -433,7 +433,7 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                             send_user = gr.Button("Add user turn", size="sm", elem_id="add-user")
                     turn_status = gr.Markdown("", elem_id="turn-status")
                 with gr.Row(equal_height=False):
-                    panels = [_panel(i, startup, startup.wrapper if i == 0 else second, i < START_PANELS) for i in range(MAX_PANELS)]
+                    all_panels = [_panel(i, startup, startup.wrapper if i == 0 else second, i < START_PANELS) for i in range(MAX_PANELS)]
             with gr.Tab("Compare prompts", id="compare"):
                 with gr.Row():
                     diff_a = gr.Dropdown([str(n) for n in range(1, MAX_PANELS + 1)], value="1", label="Panel A")
@@ -517,11 +517,11 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                     session_file = gr.File(label="Session file", interactive=False, elem_id="session-file")
                     session_upload = gr.UploadButton("Load session…", file_types=[".json"], elem_id="session-load")
                 session_status = gr.Markdown("", elem_id="session-status")
-            traffic_tab.build(conversation, panels[0].wrapper, panels[0].template)
+            traffic_tab.build(conversation, all_panels[0].wrapper, all_panels[0].template)
         stored = gr.BrowserState(None, storage_key="prompt-format-playground-session")
 
         events = []
-        for p in panels:
+        for p in all_panels:
             events += _wire_panel(p, conversation, variables, now, history_table, run_all)
         def stopped_all(request: gr.Request):
             for (session, _), flag in list(_run_stops.items()):
@@ -529,18 +529,18 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                     flag.set()
             return [panels.STOPPED] * MAX_PANELS
 
-        stop_all.click(stopped_all, None, [p.run_status for p in panels], cancels=events, queue=False, **_private())
+        stop_all.click(stopped_all, None, [p.run_status for p in all_panels], cancels=events, queue=False, **_private())
 
         def show_panels(count):
             return [count] + [gr.Column(visible=i < count) for i in range(MAX_PANELS)] + [i < count for i in range(MAX_PANELS)]
 
-        visibility_outputs = [panel_count] + [p.column for p in panels] + [p.column_visible for p in panels]
+        visibility_outputs = [panel_count] + [p.column for p in all_panels] + [p.column_visible for p in all_panels]
         add_panel.click(lambda c: show_panels(min(MAX_PANELS, c + 1)), [panel_count], visibility_outputs, queue=False,
                         show_progress="hidden", **_private(add_panel))
         remove_panel.click(lambda c: show_panels(max(1, c - 1)), [panel_count], visibility_outputs, queue=False,
                            show_progress="hidden", **_private(remove_panel))
 
-        conversation.change(lambda conv, w: turns.chat_view(conv, w), [conversation, panels[0].wrapper], [chat],
+        conversation.change(lambda conv, w: turns.chat_view(conv, w), [conversation, all_panels[0].wrapper], [chat],
                             queue=False, show_progress="hidden", **_private())
 
         def turn(fn, *args):
@@ -549,8 +549,8 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
             except ConversationError as e:
                 return gr.skip(), f"❌ {e}"
 
-        last_runs = [p.last_run for p in panels]
-        panel_wrappers = [p.wrapper for p in panels]
+        last_runs = [p.last_run for p in all_panels]
+        panel_wrappers = [p.wrapper for p in all_panels]
 
         def accepted(which, conv, *rest):
             runs, names = rest[:MAX_PANELS], rest[MAX_PANELS:]
@@ -567,17 +567,17 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
 
         canned.click(canned_for, [conversation], [result], queue=False, **_private())
         add_result.click(lambda conv, text, w: turn(turns.add_function_result, conv, text, w),
-                         [conversation, result, panels[0].wrapper], [conversation, turn_status], **_private())
+                         [conversation, result, all_panels[0].wrapper], [conversation, turn_status], **_private())
         send_user.click(lambda conv, text, w: turn(turns.add_user_message, conv, text, w),
-                        [conversation, user_text, panels[0].wrapper], [conversation, turn_status], **_private())
+                        [conversation, user_text, all_panels[0].wrapper], [conversation, turn_status], **_private())
 
         def loaded_template(path, pasted, name):
             text, parser, notes, status = panels.load_model_template(path, pasted, name)
             names = wrappers.names()
-            return [text, parser, notes, status] + [gr.Dropdown(choices=names) for _ in panels]
+            return [text, parser, notes, status] + [gr.Dropdown(choices=names) for _ in all_panels]
 
         template_load.click(loaded_template, [template_file, template_paste, template_name],
-                            [template_view, template_parser, template_notes, template_status] + [p.wrapper for p in panels],
+                            [template_view, template_parser, template_notes, template_status] + [p.wrapper for p in all_panels],
                             show_progress="minimal", **_private())
 
         def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, *controls):
@@ -591,7 +591,7 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                     yield status, _styled_matrix(rows), board, files
 
         score_go.click(scored, [score_suite, score_wrappers, score_presets, score_grammar, score_repeat, score_concurrency,
-                                score_tokens, score_pool, *panels[0].config], [score_status, score_matrix, score_board, score_files],
+                                score_tokens, score_pool, *all_panels[0].config], [score_status, score_matrix, score_board, score_files],
                        concurrency_limit=None, **_private())
 
         def stopped_scoring(request: gr.Request):
@@ -607,10 +607,10 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
             return (caption, runs, first.get("prompt", gr.skip()), first.get("raw", gr.skip()), first.get("parsed", gr.skip()),
                     first.get("request", gr.skip()))
 
-        score_matrix.select(opened_cell, [score_board], [score_caption, score_runs, panels[0].prompt, panels[0].raw,
-                                                          panels[0].parsed, panels[0].request], **_private())
+        score_matrix.select(opened_cell, [score_board], [score_caption, score_runs, all_panels[0].prompt, all_panels[0].raw,
+                                                          all_panels[0].parsed, all_panels[0].request], **_private())
 
-        prompts = [p.prompt for p in panels]
+        prompts = [p.prompt for p in all_panels]
 
         def compared(a, b, *texts):
             return panels.prompt_diff(texts[int(a) - 1], texts[int(b) - 1])
@@ -629,7 +629,7 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
             return out + [f"✅ Run #{index} reopened in panel {into}."]
 
         reopen.click(reopened, [reopen_index, reopen_into],
-                     [c for p in panels for c in (p.prompt, p.raw, p.parsed, p.request)] + [reopen_status],
+                     [c for p in all_panels for c in (p.prompt, p.raw, p.parsed, p.request)] + [reopen_status],
                      **_private(reopen_status))
 
         def exported(which, *rest):
@@ -638,14 +638,14 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
             i = int(which) - 1
             return panels.export_panel(runs[i], names[i], templates[i])
 
-        export_go.click(exported, [export_from, *last_runs, *panel_wrappers, *[p.template for p in panels]],
+        export_go.click(exported, [export_from, *last_runs, *panel_wrappers, *[p.template for p in all_panels]],
                         [export_curl, export_python, export_yaml, export_status], **_private())
 
-        snapshot_inputs = [conversation, variables, now, panel_count] + [c for p in panels for c in p.config]
-        restore_outputs = [conversation, variables, now] + [c for p in panels for c in p.config]
+        snapshot_inputs = [conversation, variables, now, panel_count] + [c for p in all_panels for c in p.config]
+        restore_outputs = [conversation, variables, now] + [c for p in all_panels for c in p.config]
 
         def snapshot(conv, var, day, count, *controls):
-            return panels.session_state(conv, var, day, count, controls, len(panels[0].config))
+            return panels.session_state(conv, var, day, count, controls, len(all_panels[0].config))
 
         def saved_session(*values):
             state = snapshot(*values)
@@ -659,7 +659,7 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
         def restored(state, status=""):
             if not state:
                 return [gr.skip()] * (len(restore_outputs) + 1 + 2 * MAX_PANELS + 1)
-            values = panels.restore_controls(state, len(panels[0].config))
+            values = panels.restore_controls(state, len(all_panels[0].config))
             count = int(state.get("panels", START_PANELS))
             return values + show_panels(count) + [status]
 
@@ -671,8 +671,8 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                 return [gr.skip()] * (len(restore_outputs) + 1 + 2 * MAX_PANELS) + [f"❌ {e}"]
             return restored(state, "✅ Session loaded.")
 
-        prompt_inputs = [conversation, variables, now] + [c for p in panels for c in (p.wrapper, p.template, p.show_ws)]
-        prompt_outputs = [c for p in panels for c in (p.prompt, p.prompt_status, p.wrapper_info)]
+        prompt_inputs = [conversation, variables, now] + [c for p in all_panels for c in (p.wrapper, p.template, p.show_ws)]
+        prompt_outputs = [c for p in all_panels for c in (p.prompt, p.prompt_status, p.wrapper_info)]
 
         def all_prompts(conv, var, day, *per_panel):
             out = []
@@ -682,7 +682,7 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                 out += [panels.mark_whitespace(text) if marked else text, status, panels.wrapper_info(name)]
             return out
 
-        prompt_statuses = [p.prompt_status for p in panels]
+        prompt_statuses = [p.prompt_status for p in all_panels]
         session_upload.upload(loaded_file, [session_upload], restore_outputs + visibility_outputs + [session_status],
                               **_private(session_status)).then(all_prompts, prompt_inputs, prompt_outputs,
                                                                **_private(*prompt_statuses))
