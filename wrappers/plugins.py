@@ -48,7 +48,7 @@ from parsers.memgpt_checks import memgpt_checks
 from core import userdir
 from core.conversation import Conversation
 
-from . import Wrapper
+from .wrapper import Wrapper
 from .render import TemplateError
 
 # MemGPT's default stop list (local_llm/settings/simple.py), the stop strings a plugin gets by default
