@@ -25,7 +25,8 @@ def panel_numbers(count: int) -> list[str]:
 
 
 def lazy_tab(label: str, tab_id: str, build: Callable[[], None]) -> None:
-    """A tab whose contents `build` makes (components and their events) the first time it is opened."""
+    """A tab whose contents `build` makes (components and their events) the first time it is opened.
+    Inputs built there say `interactive=True`: a render may show them before their events are attached."""
     with gr.Tab(label, id=tab_id) as tab:
         opened = gr.State(False)
 
@@ -108,19 +109,20 @@ def scoreboard_tab(first: Panel, sessions: Sessions) -> None:
                     "panel 1's backend, for each wrapper × preset (× grammar off/on), and counts how many answers "
                     "parsed, were schema-valid and called what the case expects.")
         with gr.Row():
-            suite = gr.Dropdown(scoreboard.suite_names(), value="memgpt", label="Suite",
+            suite = gr.Dropdown(scoreboard.suite_names(), value="memgpt", label="Suite", interactive=True,
                                 info="memgpt: MemGPT's functions; tools: weather/calculator/search calls.")
-            names = gr.Dropdown(wrappers.names(), value=["chatml", "airoboros-l2-70b-2.1"], multiselect=True,
+            names = gr.Dropdown(wrappers.names(), value=["chatml", "airoboros-l2-70b-2.1"], multiselect=True, interactive=True,
                                 label="Wrappers", info="Each becomes a row of the matrix.", elem_id="score-wrappers")
-            preset_names = gr.Dropdown(presets.names(), value=["deterministic"], multiselect=True, label="Presets",
+            preset_names = gr.Dropdown(presets.names(), value=["deterministic"], multiselect=True, label="Presets", interactive=True,
                                        info="Each becomes a column group.", elem_id="score-presets")
         with gr.Row():
-            grammar = gr.Radio(["off", "on", "both"], value="off", label="Grammar",
+            grammar = gr.Radio(["off", "on", "both"], value="off", label="Grammar", interactive=True,
                                info="on: a GBNF grammar derived from the functions lets the model write only well-formed calls.")
-            repeat = gr.Number(1, label="Repeat", minimum=1, maximum=20, precision=0, info="Runs per case.")
-            concurrency = gr.Number(1, label="Concurrency", minimum=1, maximum=16, precision=0,
+            repeat = gr.Number(1, label="Repeat", minimum=1, maximum=20, precision=0, info="Runs per case.", interactive=True)
+            concurrency = gr.Number(1, label="Concurrency", minimum=1, maximum=16, precision=0, interactive=True,
                                     info="Requests at once; match the server's parallel slots.")
-            tokens = gr.Number(96, label="Max new tokens", minimum=8, maximum=1024, precision=0, info="Per answer; calls are short.")
+            tokens = gr.Number(96, label="Max new tokens", minimum=8, maximum=1024, precision=0, interactive=True,
+                               info="Per answer; calls are short.")
         with gr.Row():
             go = gr.Button("Run scoreboard", variant="primary", elem_id="score-run")
             stop = gr.Button("Stop", variant="stop", elem_id="score-stop")
