@@ -92,11 +92,17 @@ def start_llama_server(port: int, log_path: str = "/tmp/bench-llama-server.log",
                             stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_app(port: int, *extra: str, log_path: str = "/tmp/bench-app.log") -> subprocess.Popen:
+def start_app(port: int, *extra: str, log_path: str = "/tmp/bench-app.log", root: Path = ROOT) -> subprocess.Popen:
+    """`python app.py` of the checkout at `root` (another one: a baseline to compare with, e.g. from `git archive`)."""
     log = open(log_path, "w")
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    return subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra], cwd=ROOT, stdout=log,
+    return subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra], cwd=root, stdout=log,
                             stderr=subprocess.STDOUT, env=env)
+
+
+def checkouts(baseline: str) -> dict[str, Path]:
+    """{label: checkout} to measure: this one, and the baseline when one is given (side by side in one run)."""
+    return {"this": ROOT, **({"baseline": Path(baseline).resolve()} if baseline else {})}
 
 
 def stop(process: subprocess.Popen) -> None:

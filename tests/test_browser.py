@@ -280,3 +280,23 @@ def test_ctrl_enter_runs_and_history_reopens_a_run(page):
     page.get_by_role("tab", name="Workbench").click()
     wait_value(page, "#prompt-1 textarea", "v.startsWith('<|im_start|>system') || v.startsWith('<|begin_of_text|>')")
     assert value(page, "#raw-1 textarea") in (first_raw, value(page, "#raw-2 textarea"))
+
+
+def test_a_closed_page_leaves_nothing_on_the_server(browser, app_url):
+    from ui.page import SESSIONS
+
+    before = SESSIONS.active()
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    tab = context.new_page()
+    tab.goto(app_url)
+    tab.wait_for_function("() => document.querySelector('#prompt-1 textarea')?.value.length > 0", timeout=30000)
+    set_max_tokens(tab, 1, 2)
+    tab.click("#generate-1")
+    wait_text(tab, "#run-status-1", "Done")
+    opened = SESSIONS.active() - before
+    assert len(opened) == 1  # its run and its Stop flag
+    context.close()
+    deadline = time.monotonic() + 30
+    while opened & SESSIONS.active() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not opened & SESSIONS.active(), "the closed page's runs and Stop flags are still kept"

@@ -429,25 +429,25 @@ def test_api_key_never_appears_in_error_messages_even_when_the_server_echoes_it(
 
 
 def test_api_key_never_appears_in_the_page_status_export_or_saved_session(echo_server):
-    def controls_for(url: str) -> list:
+    def controls_for(url: str) -> dict:
         known = {"backend_type": "openai", "url": url, "model": "", "api_key": SECRET, "timeout": 10, "extra_json": "",
                  "wrapper": "chatml", "template": wrappers.get("chatml").template, "preset": "deterministic",
                  **dict(zip(panels.SLIDER_KEYS, panels.preset_values("deterministic"), strict=False)), "stop_json": "",
                  "grammar": ""}
-        return [known.get(name, False) for name in panels.CONFIG_FIELDS]  # fields added later: off
+        return known  # controls added later: their defaults
 
     controls = controls_for(echo_server)
-    config = panels.PanelConfig.from_controls(controls)
+    config = panels.PanelConfig.from_values(controls)
     outputs = list(panels.run_generation(config, EXAMPLE))
     assert outputs[-1][3].startswith("❌") and "401" in outputs[-1][3]
     assert SECRET not in json.dumps(outputs, default=str)
-    good = panels.PanelConfig.from_controls(controls_for(echo_server + "/ok"))
+    good = panels.PanelConfig.from_values(controls_for(echo_server + "/ok"))
     *_, last = panels.run_generation(good, EXAMPLE)
     record = last[4]
     assert record is not None and SECRET not in json.dumps(last, default=str)
     exported = panels.export_panel(record, "chatml", wrappers.get("chatml").template)
     assert SECRET not in json.dumps(exported)
-    state = panels.session_state(EXAMPLE, "", "", 1, controls, len(controls))
+    state = panels.session_state(EXAMPLE, "", "", 1, [controls])
     assert SECRET not in json.dumps(state)
 
 

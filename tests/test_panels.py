@@ -4,7 +4,9 @@ import json
 
 import presets
 import wrappers
+import backends
 from workbench import panels
+from workbench.sessions import Sessions
 from core.conversation import EXAMPLE_PATH
 
 EXAMPLE = EXAMPLE_PATH.read_text()
@@ -133,3 +135,26 @@ def test_a_bad_json_schema_is_a_sentence():
     config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", "x", "deterministic", _config(), "", "", 0, "{nope")
     *_, last = panels.run_generation(config, EXAMPLE)
     assert last[3].startswith("❌ the JSON schema is not valid JSON")
+
+
+def test_every_sampling_control_is_sent_or_named_as_ignored_for_every_backend_type():
+    assert set(panels.SAMPLING_CONTROLS.values()) == set(presets.KEYS)  # the page has a control for every parameter
+    for kind, cls in backends.TYPES.items():
+        _, status = panels.backend_defaults(kind)
+        ignored = status.split("Ignores: ", 1)[1].rstrip(".").split(", ") if "Ignores: " in status else []
+        for control, key in panels.SAMPLING_CONTROLS.items():
+            assert (key in cls.params) != (key in ignored), f"{kind}: the {control} control is neither sent nor named"
+
+
+def test_a_closed_session_leaves_nothing_behind():
+    sessions = Sessions()
+    sessions.add_run("a", {"raw": "x"})
+    flag = sessions.stop_flag("a", "panel 0")
+    other = sessions.stop_flag("b", "panel 0")
+    sessions.stop("a", "panel 1")
+    assert not flag.is_set()
+    sessions.forget("a")
+    assert flag.is_set() and not other.is_set()  # what the closed page still ran is stopped
+    assert sessions.runs("a") == [] and sessions.active() == {"b"}
+    sessions.forget("b")
+    assert sessions.active() == set()

@@ -7,6 +7,7 @@ import pytest
 import presets
 from workbench import panels, turns
 from core.conversation import EXAMPLE_PATH, Conversation, ConversationError
+from tests.conftest import FIXTURES
 
 EXAMPLE = EXAMPLE_PATH.read_text()
 REPLACE = {"content": None, "inner_thoughts": "He says his name is Brad. Fix it.",
@@ -72,20 +73,36 @@ def test_chat_view_reads_like_memgpts_console():
 
 
 def test_session_round_trip_keeps_everything_but_api_keys():
-    per_panel = len(panels.CONFIG_FIELDS)
-    controls = []
+    per_panel = []
     for n in range(2):
         values = dict(zip(panels.SLIDER_KEYS, [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS], strict=True))
-        controls += ["openai", f"http://127.0.0.1:80{n}", "m", "sk-secret", 30, "{}", "chatml", f"T{n}", "creative",
-                     *values.values(), '["x"]', "", 0, ""]
-    state = panels.session_state(EXAMPLE, '{"first_message": true}', "2024-07-26", 2, controls, per_panel)
+        per_panel.append({"backend_type": "openai", "url": f"http://127.0.0.1:80{n}", "model": "m", "api_key": "sk-secret",
+                          "timeout": 30, "extra_json": "{}", "wrapper": "chatml", "template": f"T{n}", "preset": "creative",
+                          **values, "stop_json": '["x"]', "grammar": "", "probabilities": 0, "json_schema": ""})
+    state = panels.session_state(EXAMPLE, '{"first_message": true}', "2024-07-26", 2, per_panel)
     text = turns.session_file(state)
     assert "sk-secret" not in text
-    back = panels.restore_controls(turns.load_session(text), per_panel)
-    assert back[:3] == [EXAMPLE, '{"first_message": true}', "2024-07-26"]
-    assert back[3 + 7] == "T0" and back[3 + per_panel + 7] == "T1" and back[3 + 3] == ""  # the key is gone
+    loaded = turns.load_session(text)
+    back = panels.restore_panels(loaded)
+    assert [loaded["conversation"], loaded["template_variables"], loaded["now"]] == [EXAMPLE, '{"first_message": true}', "2024-07-26"]
+    assert back[0]["template"] == "T0" and back[1]["template"] == "T1" and back[0]["api_key"] == ""  # the key is gone
     with pytest.raises(ConversationError, match="not a Prompt Format Playground session"):
         turns.load_session('{"a": 1}')
+
+
+def test_a_session_saved_by_the_positional_page_still_loads():
+    # written by the page as of commit 15d6a4d, when a panel's controls travelled as a list in a fixed order
+    state = turns.load_session((FIXTURES / "session-15d6a4d.json").read_text(encoding="utf-8"))
+    first, second = panels.restore_panels(state)
+    assert first["url"] == "http://127.0.0.1:8080" and second["url"] == "http://127.0.0.1:8081"
+    assert first["template"] == "OLD TEMPLATE 0 {{ messages[0].content }}" and first["preset"] == "creative"
+    assert first["probabilities"] == 3 and first["json_schema"] == '{"type": "object"}' and first["stop_json"] == '["\\nUSER:"]'
+    assert first["temperature"] == panels.preset_values("creative")[panels.SLIDER_KEYS.index("temperature")]
+    config = panels.PanelConfig.from_values(first)
+    assert config.request(state["conversation"]).params["stop"] == ["\nUSER:"]
+    older = {**state, "panel_settings": [{k: v for k, v in first.items() if k not in ("probabilities", "json_schema")}]}
+    (restored,) = panels.restore_panels(older)  # saved before those controls existed: their defaults
+    assert restored["probabilities"] == 0 and restored["json_schema"] == "" and restored["template"] == first["template"]
 
 
 def test_prompt_diff_points_at_the_first_difference_and_shows_whitespace():

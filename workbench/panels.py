@@ -9,7 +9,7 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Iterator
 
 import backends
@@ -17,12 +17,25 @@ import presets
 import wrappers
 from backends import BackendError, Settings, embedded
 import flow
+from flow.startup import DEFAULT_WRAPPER
 from core.conversation import Conversation, ConversationError
 from presets import PresetError
 from wrappers import WrapperError, diff, lint, model_template
 from wrappers.render import TemplateError
 
 SLIDER_KEYS = [k for k in presets.KEYS if k not in ("stop", "grammar", "json_schema")]  # numeric controls
+
+# One panel's controls by name: the page builds one component per name, its handlers receive
+# {name: value}, a saved session keeps them under these names, and a session saved before a control
+# existed gets the control's default. The order is the page's top-down order.
+CONTROL_DEFAULTS: dict = {
+    "backend_type": "embedded", "url": "", "model": "", "api_key": "", "timeout": 120, "probabilities": 0,
+    "extra_json": "", "wrapper": DEFAULT_WRAPPER, "template": "", "preset": presets.DEFAULT,
+    **{k: presets.NEUTRAL[k] for k in SLIDER_KEYS}, "stop_json": "", "grammar": "", "json_schema": "",
+}
+CONTROL_NAMES = list(CONTROL_DEFAULTS)
+# the sampling controls and the request parameter each one sets: every one is sent or named as ignored
+SAMPLING_CONTROLS = {**{k: k for k in SLIDER_KEYS}, "stop_json": "stop", "grammar": "grammar", "json_schema": "json_schema"}
 
 
 def conversation_from_inputs(conversation_json: str, variables_json: str = "", now: str = "") -> Conversation:
@@ -167,7 +180,7 @@ def check_backend(backend_type: str, url: str, model: str, api_key: str, timeout
         names = backend.models()
     except BackendError as e:
         return f"❌ {e}", []
-    ignored = backend.ignored(presets.KEYS)
+    ignored = backend.ignored(SAMPLING_CONTROLS.values())
     note = f" — ignores {', '.join(ignored)}" if ignored else ""
     return f"✅ {status}{note}", names
 
@@ -181,7 +194,7 @@ def backend_defaults(backend_type: str) -> tuple[str, str]:
     offers = [label for key, label in (("probabilities", "token probabilities"), ("tokenize", "tokenizing"),
                                        ("model_template", "the model's template"), ("grammar", "GBNF grammar"),
                                        ("json_schema", "JSON schema")) if caps.get(key)]
-    ignored = cls.ignored(presets.KEYS)
+    ignored = cls.ignored(SAMPLING_CONTROLS.values())
     text = f"{cls.label}. Stop: {caps['abort']}."
     text += f" Offers {', '.join(offers)}." if offers else ""
     text += f" Ignores: {', '.join(ignored)}." if ignored else " Every sampling parameter is sent."
@@ -206,7 +219,7 @@ def picked_backend(backend_type: str, model: str) -> tuple[str, str, list[str], 
 
 @dataclass
 class PanelConfig:
-    """One panel's settings, in the order the page lists its controls."""
+    """One panel's settings (the controls by name; `values` holds the numeric ones in SLIDER_KEYS order)."""
 
     backend_type: str
     url: str
@@ -224,9 +237,11 @@ class PanelConfig:
     json_schema: str = ""  # a JSON schema constraining the output, as text ("" = none)
 
     @classmethod
-    def from_controls(cls, controls: list) -> "PanelConfig":
-        head, values, tail = controls[:9], controls[9:9 + len(SLIDER_KEYS)], controls[9 + len(SLIDER_KEYS):]
-        return cls(*head, list(values), *tail)
+    def from_values(cls, values: dict) -> "PanelConfig":
+        """From the page's {control name: value}; names not given take their defaults."""
+        given = {**CONTROL_DEFAULTS, **values}
+        return cls(**{f.name: given[f.name] for f in fields(cls) if f.name != "values"},
+                   values=[given[k] for k in SLIDER_KEYS])
 
     def request(self, conversation_json: str, variables_json: str = "", now: str = "") -> flow.GenerateRequest:
         conversation = conversation_from_inputs(conversation_json, variables_json, now)
@@ -289,27 +304,18 @@ def finished_status(run: flow.Run) -> str:
     return f"Done{timing} (finish reason: {run.finish_reason}{tokens}). {verdict}{notes}"
 
 
-CONFIG_FIELDS = ["backend_type", "url", "model", "api_key", "timeout", "extra_json", "wrapper", "template", "preset",
-                 *SLIDER_KEYS, "stop_json", "grammar", "probabilities", "json_schema"]  # the order of a panel's controls
-
-
-def session_state(conversation_json: str, variables_json: str, now: str, panel_count: int, controls: list, per_panel: int) -> dict:
-    """The workbench as plain data; API keys are never kept."""
-    panels = []
-    for start in range(0, len(controls), per_panel):
-        settings = dict(zip(CONFIG_FIELDS, controls[start:start + per_panel], strict=True))
-        settings["api_key"] = ""
-        panels.append(settings)
+def session_state(conversation_json: str, variables_json: str, now: str, panel_count: int, panels: list[dict]) -> dict:
+    """The workbench as plain data: each panel's controls by name; API keys are never kept."""
+    settings = [{name: values.get(name, CONTROL_DEFAULTS[name]) for name in CONTROL_NAMES} | {"api_key": ""}
+                for values in panels]
     return {"conversation": conversation_json, "template_variables": variables_json or "", "now": now or "",
-            "panels": int(panel_count), "panel_settings": panels}
+            "panels": int(panel_count), "panel_settings": settings}
 
 
-def restore_controls(state: dict, per_panel: int) -> list:
-    """The values to put back in the page, in session_state's order (conversation, variables, date, panels' controls)."""
-    values = [state.get("conversation", ""), state.get("template_variables", ""), state.get("now", "")]
-    for settings in state.get("panel_settings", []):
-        values += [settings.get(field, {"timeout": 120, "probabilities": 0}.get(field, "")) for field in CONFIG_FIELDS]
-    return values
+def restore_panels(state: dict) -> list[dict]:
+    """Each saved panel's controls by name, defaults for the controls it was saved without (an older session)."""
+    return [{name: settings.get(name, CONTROL_DEFAULTS[name]) for name in CONTROL_NAMES}
+            for settings in state.get("panel_settings", []) if isinstance(settings, dict)]
 
 
 def export_panel(record: dict | None, wrapper_name: str, template: str) -> tuple[str, str, str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import threading
 import uuid
 from typing import Iterator
 
@@ -221,32 +220,6 @@ def stability(request: flow.GenerateRequest, runs: int, expected_function: str =
         yield dict(tally)
 
 
-class RunHistory:
-    """Each browser session's finished runs, newest last. Panels finish concurrently, so the list
-    lives here behind a lock rather than in a per-event copy of page state."""
-
-    LIMIT = 200  # runs kept per session
-
-    def __init__(self):
-        self._runs: dict[str, list[dict]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, session: str, record: dict) -> list[dict]:
-        with self._lock:
-            runs = self._runs.setdefault(session, [])
-            runs.append(record)
-            del runs[: -self.LIMIT]
-            return list(runs)
-
-    def runs(self, session: str) -> list[dict]:
-        with self._lock:
-            return list(self._runs.get(session, []))
-
-    def forget(self, session: str) -> None:
-        with self._lock:
-            self._runs.pop(session, None)
-
-
 HISTORY_HEADERS = ["#", "time", "panel", "backend", "wrapper", "calls", "chars"]
 
 
@@ -257,6 +230,19 @@ def history_rows(runs: list[dict]) -> list[list]:
         calls = ", ".join(str(c.get("name")) for c in parsed.get("tool_calls") or []) or ("error" if parsed.get("error") else "—")
         rows.append([i + 1, r.get("time"), r.get("panel"), r.get("backend_type"), r.get("wrapper"), calls, len(r.get("raw") or "")])
     return rows
+
+
+def history_table(runs: list[dict]) -> dict:
+    """The History tab's table value (one empty row when there is no run yet)."""
+    return {"headers": HISTORY_HEADERS, "data": history_rows(runs) or [[""] * len(HISTORY_HEADERS)]}
+
+
+def tally_text(t: dict, total: int, expected: str) -> str:
+    """One line for a stability run's tally so far."""
+    calls = ", ".join(f"{k} ×{v}" for k, v in t["calls"].items()) or "none"
+    exp = f", **{t['expected']}** called `{expected}`" if expected else ""
+    return (f"{t['runs']}/{total} runs: **{t['parsed']}** parsed{exp}; {t['distinct_outputs']} distinct output(s). "
+            f"Calls: {calls}.")
 
 
 def session_file(state: dict) -> str:
