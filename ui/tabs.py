@@ -100,7 +100,7 @@ def styled_matrix(rows: list[list]):
         hue = int(120 * value / 100)
         return f"background-color: hsla({hue}, 70%, 50%, 0.35)"
 
-    return frame.style.map(shade, subset=["parsed %", "valid %", "expected %"])
+    return frame.style.map(shade, subset=[h for h in scoring_tab.MATRIX_HEADERS if h.endswith(" %")])
 
 
 def scoreboard_tab(first: Panel, sessions: Sessions) -> None:
