@@ -1,7 +1,8 @@
 """DeepSeek and Kimi special-token formats (name and JSON arguments between marker tokens).
 
 - `deepseek_v3`: `<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME⏎```json⏎{…}⏎```
-  <｜tool▁call▁end｜>…<｜tool▁calls▁end｜>` (also the degenerate `<｜tool▁calls｜>` opener)
+  <｜tool▁call▁end｜>…<｜tool▁calls▁end｜>`; the section may also open with the degenerate
+  `<｜tool▁calls｜>` or the spellings some builds emit (`_`, spaces, `\\_` for `▁`)
 - `deepseek_v31`: `<｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{json}<｜tool▁call▁end｜>`; calls emitted in a
   reasoning block that is never closed are real
 - `kimi_k2`: `<|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:IDX
@@ -20,7 +21,9 @@ from .toolkit.out import Out
 from .toolkit.scan import Markers, Piece, fence_opener, split_at, strip_fence
 from .toolkit.sections import split_reasoning
 
-DS_BEGINS = ("<｜tool▁calls▁begin｜>", "<｜tool▁calls｜>")
+# the opener as the tokenizer has it, then the ones llama.cpp also accepts from DeepSeek-R1 builds
+DS_BEGINS = ("<｜tool▁calls▁begin｜>", "<｜tool▁calls｜>", "<｜tool_calls_begin｜>", "<｜tool calls begin｜>",
+             "<｜tool\\_calls\\_begin｜>")
 DS_END = "<｜tool▁calls▁end｜>"
 END_OF_SENTENCE = "<｜end▁of▁sentence｜>"
 DS_CALL, DS_CALL_END, DS_SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"

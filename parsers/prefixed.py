@@ -7,6 +7,8 @@
 - `xlam`: a bare JSON array (optionally fenced, after `[TOOL_CALLS]` or in `<tool_call>`)
 - `command_r_plus`: `Action:` + a fenced JSON list of `{"tool_name", "parameters"}`
 - `llamacpp_generic`: llama.cpp's grammar-constrained `{"tool_call"|"tool_calls"|"response"}`
+In all of them a `<think>…</think>` block (or everything before a lone `</think>`) is reasoning: a
+call mentioned there is not a call.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ GRANITE3 = Format(parse_granite3, GRANITE3_MARKERS)
 
 def parse_granite_20b_fc(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    after_marker(out, [Piece(0, out.text)], (GRANITE_20B_CALL,), shape="object")
+    after_marker(out, think_pieces(out), (GRANITE_20B_CALL,), shape="object")
     _drop_sentinels(out, ("no_function",))
     return out.result()
 
@@ -55,7 +57,7 @@ GRANITE_20B_FC = Format(parse_granite_20b_fc, (GRANITE_20B_CALL,))
 
 def parse_gigachat3(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context, drop=("<|role_sep|>",))
-    after_marker(out, [Piece(0, out.text)], GIGACHAT3_MARKERS, shape="object")
+    after_marker(out, think_pieces(out), GIGACHAT3_MARKERS, shape="object")
     return out.result()
 
 
@@ -64,7 +66,7 @@ GIGACHAT3 = Format(parse_gigachat3, GIGACHAT3_MARKERS)
 
 def parse_functools(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    after_marker(out, [Piece(0, out.text)], (FUNCTOOLS,), shape="array")
+    after_marker(out, think_pieces(out), (FUNCTOOLS,), shape="array")
     return out.result()
 
 
@@ -107,8 +109,9 @@ XLAM = Format(parse_xlam, (XLAM_MARK, XLAM_TAG, FENCE) + json_call_starts())
 
 def parse_command_r_plus(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    keys = {"name_keys": ("tool_name", "name"), "arg_keys": ("parameters", "arguments")}
-    for piece in [Piece(0, out.text)]:
+    # after `Action:` a call object is a call: one without "parameters" (directly_answer) has none
+    keys = {"name_keys": ("tool_name", "name"), "arg_keys": ("parameters", "arguments"), "args_required": False}
+    for piece in think_pieces(out):
         k = piece.text.find(ACTION)
         if k == -1:
             out.add_text(piece.text)
@@ -126,19 +129,25 @@ COMMAND_R_PLUS = Format(parse_command_r_plus, (ACTION,))
 
 def parse_llamacpp_generic(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    text = out.text
+    for piece in think_pieces(out):
+        _generic_piece(out, piece)
+    return out.result()
+
+
+def _generic_piece(out: Out, piece: Piece) -> None:
+    text = piece.text
     t = text.strip()
-    lead = len(text) - len(text.lstrip())
+    lead = piece.start + len(text) - len(text.lstrip())
     if not t.startswith("{"):
         out.add_text(text)
-        return out.result()
+        return
     loaded = load_json(t)
     if not loaded.ok or not isinstance(loaded.value, dict):
         if loaded.truncated:
             out.fail(f"truncated call: {loaded.error}", lead)
         else:
             out.add_text(text)
-        return out.result()
+        return
     obj = loaded.value
     if any(k in obj for k in GENERIC_CALL_KEYS):
         items = obj.get("tool_calls") if "tool_calls" in obj else [obj.get("tool_call")]
@@ -158,7 +167,6 @@ def parse_llamacpp_generic(raw: str, context: ParseContext) -> ParseResult:
         out.add_text(obj["content"])
     if not any(k in obj for k in (*GENERIC_CALL_KEYS, "response", "content")):
         out.add_text(text)  # some other JSON answer
-    return out.result()
 
 
 LLAMACPP_GENERIC = Format(parse_llamacpp_generic, json_call_starts(GENERIC_CALL_KEYS))

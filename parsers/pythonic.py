@@ -1,7 +1,8 @@
 """Python-style call formats, all read with `ast` (never evaluated).
 
 - `pythonic`: `[f(a=1), g(b='x')]` (Llama 3.2, ToolACE, Gemma 3 prompting; ```tool_code fences)
-- `llama4_pythonic`: the same list, optionally inside `<|python_start|>…<|python_end|>`
+- `llama4_pythonic`: the same list, optionally inside `<|python_start|>…<|python_end|>`, or
+  Llama-3 JSON `{"name": …, "parameters": …}` objects (what Llama 4's own template asks for)
 - `olmo3`: `<function_calls>` one call per line `</function_calls>` (JSON literals allowed)
 - `lfm2`: `<|tool_call_start|>[f(x=1)]<|tool_call_end|>` or a JSON array inside; LFM2.5 glues a
   bare list to the prose
@@ -14,9 +15,9 @@ from __future__ import annotations
 import re
 
 from .result import Format, ParseContext, ParseResult
-from .toolkit.json_calls import json_body
+from .toolkit.json_calls import CANDIDATE_KEYS, JSON_CALL_START, json_body, json_call_starts, json_calls_in_prose
 from .toolkit.out import Out
-from .toolkit.python_calls import CALL_LIST, add_python_calls, python_list_in_text
+from .toolkit.python_calls import CALL_LIST, PY_LIST_START, add_python_calls, python_list_in_text
 from .toolkit.scan import FENCE, Piece, blocks, fence_opener, split_at
 from .toolkit.sections import tagged, think_pieces
 
@@ -48,25 +49,30 @@ def parse_pythonic(raw: str, context: ParseContext) -> ParseResult:
 PYTHONIC = Format(parse_pythonic, (CALL_LIST, FENCE))
 
 
+def _llama4_text(out: Out, piece: Piece) -> None:
+    """A pythonic list, or Llama-3-style JSON call objects: Llama 4's own chat template asks for
+    `{"name": …, "parameters": …}` and writes past calls that way (after `<|python_end|>`), so
+    the model answers in either form; whichever comes first in the text is read."""
+    py, js = PY_LIST_START.search(piece.text), JSON_CALL_START.search(piece.text)
+    if js and (py is None or js.start() < py.start()):
+        json_calls_in_prose(out, piece)
+    else:
+        _pythonic(out, [piece])
+
+
+def _llama4_section(out: Out, body: str, index: int, block_index: int, closed: bool) -> bool:
+    _llama4_text(out, Piece(index, body))
+    return True
+
+
 def parse_llama4_pythonic(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    text = out.text
-    pieces = [Piece(0, text)]
-    if PYTHON_START in text:
-        s = text.index(PYTHON_START)
-        e = text.find(PYTHON_END, s)
-        e = len(text) if e == -1 else e
-        out.add_text(text[:s])
-        pieces = [Piece(s + len(PYTHON_START), text[s + len(PYTHON_START) : e])]
-        rest = text[e:]
-        _pythonic(out, pieces)
-        out.add_text(rest)
-        return out.result()
-    _pythonic(out, pieces)
+    tagged(out, think_pieces(out), PYTHON_START, PYTHON_END, _llama4_section, close_required=False,
+           on_text=_llama4_text)
     return out.result()
 
 
-LLAMA4_PYTHONIC = Format(parse_llama4_pythonic, (PYTHON_START, CALL_LIST))
+LLAMA4_PYTHONIC = Format(parse_llama4_pythonic, (PYTHON_START, CALL_LIST) + json_call_starts(CANDIDATE_KEYS))
 
 
 def _python_body(label: str):
@@ -124,10 +130,10 @@ LFM2 = Format(parse_lfm2, (LFM2_CALL, CALL_LIST))
 
 def parse_gorilla(raw: str, context: ParseContext) -> ParseResult:
     out = Out(raw, context)
-    text = out.text
-    for chunk in split_at(text, GORILLA_CALL):
-        if chunk.text.strip():
-            python_list_in_text(out, chunk)
+    for piece in think_pieces(out):
+        for chunk in split_at(piece.text, GORILLA_CALL, piece.start):
+            if chunk.text.strip():
+                python_list_in_text(out, chunk)
     return out.result()
 
 

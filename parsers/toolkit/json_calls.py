@@ -1,15 +1,18 @@
 """Calls written as JSON: a call object's name and arguments (`call_from_obj`, the name/argument
 keys chosen per format), calls from a JSON segment (`json_calls`; arrays, truncation with its
 leading complete calls kept), and the usual places JSON calls sit: inside a tag (`json_body`),
-bare in the text (`bare_json`), one after another (`json_sequence`), after an opening marker
-with no closing one (`after_marker`), after a known name (`named_json_call`)."""
+bare in the text (`bare_json`), one after another (`json_sequence`), anywhere in prose
+(`json_calls_in_prose`), after an opening marker with no closing one (`after_marker`), after a
+known name (`named_json_call`)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .json_text import TOO_LARGE, Loaded, json_extent, load_json, loose_json_at
+from .limits import MAX_CANDIDATES
 from .out import Out
 from .scan import Markers, Piece
 
@@ -199,6 +202,41 @@ def json_sequence(out: Out, body: str, index: int, block_index: int, **kw) -> No
             nl = n if nl == -1 else nl
             out.fail(f"no call: {body[i:nl].strip()[:40]!r} is not a JSON call", index + i)
             i = nl
+
+
+CANDIDATE_KEYS = ("name", "function", "type")  # what a call object in prose may start with
+JSON_CALL_START = re.compile(r'\{\s*"(?:' + "|".join(CANDIDATE_KEYS) + ')"')
+_SEPARATORS = " \t\r\n;"
+
+
+def json_calls_in_prose(out: Out, piece: Piece) -> None:
+    """Every `{"name": …}` call object in the text (Llama 3.x style), prose between them kept as
+    content; invalid JSON stays text."""
+    text, i, failures = piece.text, 0, 0
+    pending = 0  # start of text not yet given to content
+    budget = 2 * len(text) + 100_000  # characters the bracket matching may scan in all
+    while failures < MAX_CANDIDATES and budget > 0:
+        m = JSON_CALL_START.search(text, i)
+        if m is None:
+            break
+        k = m.start()
+        seg, end = json_extent(text, k)
+        budget -= end - k
+        found = quiet_json_calls(out, seg, piece.start + k, call_index=piece.start + k)
+        if found is False:
+            if end == len(text):
+                break  # unclosed up to the end: later candidates are inside it
+            failures += 1
+            i = k + 1
+            continue
+        out.add_text(text[pending:k].strip(_SEPARATORS))
+        pending = i = end
+    else:
+        gave_up_at = JSON_CALL_START.search(text, i)
+        if gave_up_at:  # a limit stopped the scan: later calls are not read, so say where
+            out.fail(f"no call: stopped looking for calls here, after {failures} places that looked like one "
+                     f"(at most {MAX_CANDIDATES} are tried)", piece.start + gave_up_at.start())
+    out.add_text(text[pending:].strip(_SEPARATORS))
 
 
 def after_marker(out: Out, pieces: list[Piece], markers: tuple[str, ...], **kw) -> None:

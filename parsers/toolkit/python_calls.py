@@ -162,7 +162,7 @@ def match_py_bracket(text: str, i: int) -> int:
 
 
 CALL_LIST = "["  # a call list `[f(a=1), g()]` starts with it
-_PY_LIST_START = re.compile(re.escape(CALL_LIST) + r"\s*[A-Za-z_][\w.]*\s*\(")
+PY_LIST_START = re.compile(re.escape(CALL_LIST) + r"\s*[A-Za-z_][\w.]*\s*\(")
 _CLOSERS = {"[": "]", "(": ")", "{": "}"}
 
 
@@ -220,7 +220,7 @@ def python_list_in_text(out: Out, piece: Piece, *, bare_call: bool = True) -> No
             return
     i, pending, tries = 0, 0, 0
     while tries < MAX_CANDIDATES:
-        m = _PY_LIST_START.search(text, i)
+        m = PY_LIST_START.search(text, i)
         if m is None:
             break
         k = m.start()
@@ -250,7 +250,7 @@ def python_list_in_text(out: Out, piece: Piece, *, bare_call: bool = True) -> No
             out.add_call(name, args)
         pending = i = j + 1
     else:
-        gave_up_at = _PY_LIST_START.search(text, i)
+        gave_up_at = PY_LIST_START.search(text, i)
         if gave_up_at:  # the limit stopped the scan: later calls are not read, so say where
             out.fail(f"no call: stopped looking for call lists here, after {tries} that were not calls "
                      f"(at most {MAX_CANDIDATES} are tried)", piece.start + gave_up_at.start())

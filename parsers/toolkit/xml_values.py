@@ -1,6 +1,7 @@
 """XML-ish call bodies whose values are untyped text: `<INVOKE name=…><PARAM name=…>V…`
 (`xml_invokes`), Qwen3-Coder's `<function=NAME><parameter=K>V…` (`function_eq_params`), tag
-attributes, and the one newline around a value that belongs to the format, not the value."""
+attributes, and the layout around a value that belongs to the format, not the value (the one
+newline each side; Qwen3-Coder's indentation when the call is pretty-printed)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,29 @@ def strip_one_newline(s: str) -> str:
         s = s[:-2]
     elif s.endswith("\n"):
         s = s[:-1]
+    return s
+
+
+def strip_layout(s: str) -> str:
+    """A Qwen3-Coder value without the layout the format puts around it.
+
+    The template writes `<parameter=K>⏎V⏎</parameter>`: one newline each side is layout. A model
+    that pretty-prints the call also indents: the closing tag sits on an indented line, and the
+    value's lines carry at least that call's indentation, removed as their common indentation
+    (inner indentation, as in code, stays). A value of only layout whitespace is empty. In the
+    template's own layout (closing tag at the line start) the value's own whitespace is kept.
+    """
+    s = s[2:] if s.startswith("\r\n") else s[1:] if s.startswith("\n") else s
+    tail = re.search(r"\r?\n([ \t]*)\Z", s)
+    if tail:
+        s = s[: tail.start()]
+    if not s.strip():
+        return ""
+    if tail and tail.group(1):  # pretty-printed: drop the indentation all lines share
+        lines = s.split("\n")
+        indents = [len(line) - len(line.lstrip(" \t")) for line in lines if line.strip()]
+        cut = min(indents)
+        s = "\n".join(line[cut:] for line in lines)
     return s
 
 
@@ -123,7 +147,7 @@ def function_eq_params(out: Out, body: str, base: int, call_index: int | None = 
             region = inner[pgt + 1 : limit]
             close = region.rfind("</parameter>")
             value = region[:close] if close != -1 else region.rstrip()
-            args[key] = cast_value(out.functions, name, key, strip_one_newline(value))
+            args[key] = cast_value(out.functions, name, key, strip_layout(value))
         if name:
             out.add_call(name, args)
         else:
