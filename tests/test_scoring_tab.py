@@ -53,9 +53,11 @@ def test_server_lines_show_progress_per_server_and_why_one_left():
         {"url": "http://127.0.0.1:8080", "concurrency": 2, "runs": 7, "in_flight": 2, "strikes": 0, "failed": None},
         {"url": "http://127.0.0.1:8081", "concurrency": 1, "runs": 3, "in_flight": 0, "strikes": 2,
          "failed": "left the pool after 3 runs: cannot connect to http://127.0.0.1:8081"},
+        {"url": "http://127.0.0.1:8082", "concurrency": 1, "runs": 5, "in_flight": 1, "strikes": 1, "failed": None},
         {"url": "", "concurrency": 1, "runs": 0, "in_flight": 1, "strikes": 0, "failed": None}]).splitlines()
     assert lines == ["- `http://127.0.0.1:8080`: 7 runs done, 2 in flight (of 2)",
                      "- `http://127.0.0.1:8081`: 3 runs done, ❌ left the pool after 3 runs: cannot connect to http://127.0.0.1:8081",
+                     "- `http://127.0.0.1:8082`: 5 runs done, 1 in flight (of 1), 1 failed in a row (its runs are tried again)",
                      "- `embedded`: 0 runs done, 1 in flight (of 1)"]
 
 

@@ -65,6 +65,8 @@ def server_lines(servers: list[dict]) -> str:
     lines = []
     for s in servers:
         state = f"❌ {s['failed']}" if s["failed"] else f"{s['in_flight']} in flight (of {s['concurrency']})"
+        if s.get("strikes") and not s["failed"]:
+            state += f", {s['strikes']} failed in a row (its runs are tried again)"
         lines.append(f"- `{s['url'] or 'embedded'}`: {s['runs']} runs done, {state}")
     return "\n".join(lines)
 
