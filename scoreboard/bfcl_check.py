@@ -1,8 +1,9 @@
 """BFCL's AST-checker semantics, written here from its documented rules (no code of BFCL's).
 
 A call is correct when:
-- the function name is the expected one, or that name with its dots as underscores (BFCL renames
-  `math.factorial` to `math_factorial` for models whose APIs refuse dots);
+- the function name is the expected one, or that name with its dots as underscores: BFCL renames
+  `math.factorial` to `math_factorial` for models whose APIs refuse dots and then wants that one
+  spelling, a choice it makes per model; a wrapper has no such setting, so both spellings pass here;
 - every parameter the function doc marks required is there, and no parameter is there that the doc
   or the ground truth lacks;
 - each value has the doc's type (Python names: integer, float, string, boolean, array, tuple, dict,
@@ -14,7 +15,8 @@ A call is correct when:
 
 Categories: `parallel*` match the calls to the ground truth in any order (each expected call takes
 the first unused call that passes, as BFCL does), `multiple` and simple ones want exactly one call,
-`irrelevance` wants no call, `relevance` at least one. Each miss is one sentence naming the check.
+`irrelevance` wants no call, `relevance` at least one (an output that does not parse counts as no
+call, as in BFCL: `verdict.judge`). Each miss is one sentence naming the check.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ def _value_problem(param: str, value, possible: list, doc: dict) -> str | None:
 
 
 def names_match(called: str, expected: str) -> bool:
+    """`a.b` or `a_b` for BFCL's `a.b` (BFCL accepts one of them, per model; both here)."""
     return called == expected or called == expected.replace(".", "_")
 
 

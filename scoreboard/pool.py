@@ -1,11 +1,13 @@
 """The pool of servers a scoreboard spreads its runs over.
 
 Each server runs up to its own concurrency at once (by default the slot count the server reports:
-llama.cpp's `/props` `total_slots`, else the length of its `/slots`, else 1). The runs wait in one
-queue; a free worker of any server takes the next. A run that fails because its server is down
-(cannot connect, the connection broke, a 502/503/504, a timeout) takes that server out of the pool
-with a sentence and goes back to the queue for the others; the last server is never taken out, so
-with no server left the runs fail with their error, as with one server.
+llama.cpp's `/props` `total_slots`, else the length of its `/slots`, else 1; asked with the API
+key). The runs wait in one queue; a free worker of any server takes the next. A run that fails
+because its server is down (cannot connect, the connection broke, a 502/503/504, a time-out) goes
+back to the queue, so it is tried again; its server leaves the pool, with a sentence, after
+`STRIKES` such failures in a row (a run it finishes resets the count), so a single time-out on a
+busy server does not lose that server. The last server is never taken out: there, once its strikes
+are used up, the runs fail with their error, as with one server.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ SERVER_DOWN = re.compile(r"cannot connect to|cannot resolve the host|did not ans
                          r"stopped mid-way|^request to \S+ failed|answered HTTP 50[234]")
 
 
+STRIKES = 2  # server failures in a row that take a server out of the pool
+
+
 def server_down(error: str | None) -> bool:
     return bool(error) and SERVER_DOWN.search(error) is not None
 
@@ -33,19 +38,21 @@ class Server:
     concurrency: int
     runs: int = 0
     in_flight: int = 0
+    strikes: int = 0  # server failures in a row
     failed: str | None = None  # why it left the pool
 
     def to_dict(self) -> dict:
         return {"url": self.url, "concurrency": self.concurrency, "runs": self.runs, "in_flight": self.in_flight,
-                "failed": self.failed}
+                "strikes": self.strikes, "failed": self.failed}
 
 
-def slot_count(url: str, timeout: float = 5.0) -> int | None:
+def slot_count(url: str, api_key: str = "", timeout: float = 5.0) -> int | None:
     """The parallel slots a llama.cpp server reports, or None when it does not say."""
     base = url.rstrip("/").removesuffix("/v1")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     for path in ("/props", "/slots"):
         try:
-            response = httpx.get(base + path, timeout=timeout)
+            response = httpx.get(base + path, headers=headers, timeout=timeout)
             body = response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             continue
@@ -56,11 +63,11 @@ def slot_count(url: str, timeout: float = 5.0) -> int | None:
     return None
 
 
-def build(urls: list[str], concurrency: int) -> list[Server]:
+def build(urls: list[str], concurrency: int, api_key: str = "") -> list[Server]:
     """One Server per distinct URL; `concurrency` 0 means each server's own slot count."""
     servers = []
     for url in dict.fromkeys(urls):
-        k = concurrency or (slot_count(url) if url else None) or 1
+        k = concurrency or (slot_count(url, api_key) if url else None) or 1
         servers.append(Server(url, k))
     return servers
 
@@ -89,12 +96,17 @@ def run(jobs: list, servers: list[Server], work: Callable, stop: threading.Event
             record = work(job, server)
             with cond:
                 server.in_flight -= 1
-                alive = [s for s in servers if not s.failed and s is not server]
-                requeued = record is not None and record.server_failed and bool(alive)
-                if requeued:
-                    if not server.failed:
+                others = any(not s.failed and s is not server for s in servers)
+                requeued = False
+                if record is not None and record.server_failed:
+                    server.strikes += 1
+                    if server.strikes >= STRIKES and others and not server.failed:
                         server.failed = f"left the pool after {server.runs} runs: {record.error.split(': ', 1)[-1]}"
-                    queue.appendleft(job)  # another server takes it
+                    requeued = server.strikes < STRIKES or others
+                elif record is not None:
+                    server.strikes = 0
+                if requeued:
+                    queue.appendleft(job)  # tried again, on another server if this one left
                 else:
                     outstanding[0] -= 1
                     if record is not None:

@@ -1,7 +1,11 @@
 """What a scoreboard run produces: one record per run, the cells' counts, and the matrix as JSON, CSV and text.
 
 A cell (wrapper x preset x grammar mode) counts only its stored runs; a BFCL cell also counts each
-BFCL category apart (`categories`), since BFCL reports accuracy per category.
+BFCL category apart (`categories`), since BFCL reports accuracy per category. Over several
+categories two summaries are shown, neither of them BFCL's overall score (which mixes weighted and
+unweighted means over groups of categories, multi-turn and agentic ones included): `all (pooled)`,
+every run counted once (big categories weigh most), and `mean of categories`, the plain mean of
+the categories' percentages (`category_mean`; each category weighs the same).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass, field
 from .verdict import Verdict
 
 COUNTS = ("parsed", "valid", "expected")
+POOLED_ROW = "all (pooled)"
+MEAN_ROW = "mean of categories"
 
 
 @dataclass
@@ -77,6 +83,15 @@ def _percent(count: int, runs: int):
     return round(100 * count / runs, 1) if runs else ""
 
 
+def category_mean(categories: list[dict]) -> dict | None:
+    """The plain mean of the percentages of the categories that have runs, and how many those are."""
+    scored = [c for c in categories if c["runs"]]
+    if not scored:
+        return None
+    return {"categories": len(scored),
+            **{k: round(sum(100 * c[k] / c["runs"] for c in scored) / len(scored), 1) for k in COUNTS}}
+
+
 @dataclass
 class Scoreboard:
     suite: str
@@ -110,6 +125,7 @@ class Scoreboard:
             if self.categories:
                 cell["categories"] = [{"category": k, **{n: v for n, v in aggregate(w, p, g, [r for r in runs if r.category == k]).items()
                                                           if n in ("runs", *COUNTS, "errors")}} for k in self.categories]
+                cell["category_mean"] = category_mean(cell["categories"])
             out.append(cell)
         return out
 
@@ -135,11 +151,15 @@ class Scoreboard:
         for c in self.cells():
             rows = c.get("categories") or [c]
             if len(rows) > 1:
-                rows = [*rows, {**c, "category": "all"}]
-            for row in rows:
-                n = row["runs"]
-                writer.writerow([self.suite, c["wrapper"], c["preset"], c["grammar"], n, *(row[k] for k in COUNTS),
-                                 *(_percent(row[k], n) for k in COUNTS),
+                rows = [*rows, {**c, "category": POOLED_ROW}]
+            mean = c.get("category_mean") if len(rows) > 1 else None
+            for row in rows + ([{"category": MEAN_ROW}] if mean else []):
+                if "runs" in row:
+                    n = row["runs"]
+                    numbers = [n, *(row[k] for k in COUNTS), *(_percent(row[k], n) for k in COUNTS)]
+                else:  # the mean of the categories' percentages: no counts of its own
+                    numbers = ["", "", "", "", *(mean[k] for k in COUNTS)]
+                writer.writerow([self.suite, c["wrapper"], c["preset"], c["grammar"], *numbers,
                                  "" if c["mean_latency_s"] is None else c["mean_latency_s"],
                                  "" if c["mean_completion_tokens"] is None else c["mean_completion_tokens"],
                                  c.get("note") or "", row.get("category", "")])
@@ -158,12 +178,14 @@ class Scoreboard:
                 if self.categories:
                     lines = [(k, [next(x for x in c["categories"] if x["category"] == k) for c in cells]) for k in self.categories]
                     if len(self.categories) > 1:
-                        lines.append(("all", cells))
+                        lines += [(POOLED_ROW, cells), (MEAN_ROW, [c["category_mean"] for c in cells])]
                 for category, counts in lines:
                     row = [w, "on" if g else "off", *([category] if category else [])]
                     for c, full in zip(counts, cells, strict=True):
-                        n = c["runs"]
-                        if not n:
+                        n = 0 if category == MEAN_ROW else c["runs"]  # the mean row has percentages, no runs
+                        if category == MEAN_ROW and c:
+                            row.append(" / ".join(f"{round(c[k]):3d}%" for k in COUNTS) + f"  (of {c['categories']})")
+                        elif not n:
                             row.append("n/a" if full.get("note") else "-")
                         elif show_percent:
                             row.append(" / ".join(f"{round(100 * c[k] / n):3d}%" for k in COUNTS) + f"  (n={n})")

@@ -9,6 +9,7 @@ verdict (`verdict`); the counts and the matrix are in `report`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 import time
@@ -105,6 +106,18 @@ def check(request: ScoreRequest) -> Suite:
     if request.grammar_kind not in ("gbnf", "json_schema"):
         raise ValueError("the grammar kind must be 'gbnf' or 'json_schema'")
     return suite
+
+
+def fingerprint(request: ScoreRequest, suite: Suite) -> dict:
+    """What makes a resume "the same command": what decides which runs there are and what each one
+    sends; not where they go (a resume may use other servers) nor how many go at once."""
+    ids = [c.id for c in suite.cases]
+    return {"suite": suite.name, "categories": list(dict.fromkeys(c.category for c in suite.cases if c.category)),
+            "cases": len(ids), "case_ids": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16],
+            "wrappers": list(request.wrappers), "presets": list(request.presets), "grammar": list(request.grammar),
+            "grammar_kind": request.grammar_kind, "max_string": request.max_string, "max_calls": request.max_calls,
+            "repeat": request.repeat, "params": dict(request.params), "backend_type": request.backend_type,
+            "model": request.settings.model}
 
 
 def _constraint_route(request: ScoreRequest, key: str) -> str:
@@ -237,8 +250,11 @@ def run_scoreboard(request: ScoreRequest, progress: Callable[[int, int], None] |
     early (runs in flight are aborted and dropped; finished runs are kept); `on_run(record)` for live
     display; `journal`: append each finished run, and skip the runs it already holds (a resume);
     `on_servers(pool)` when a server's counts change or it leaves the pool.
-    Raises SuiteError, WrapperError, PresetError, BackendError or ValueError before any run starts."""
+    Raises SuiteError, WrapperError, PresetError, BackendError, ValueError or JournalError (a journal
+    of another command) before any run starts."""
     suite = check(request)
+    if journal is not None:
+        journal.start(fingerprint(request, suite))
     start = time.perf_counter()
     categories = list(dict.fromkeys(c.category for c in suite.cases if c.category))
     board = Scoreboard(suite=suite.name, backend={"type": request.backend_type, "url": request.settings.url,
@@ -256,7 +272,8 @@ def run_scoreboard(request: ScoreRequest, progress: Callable[[int, int], None] |
             board.runs.append(replace(earlier[job.key], index=job.index))
     board.resumed = len(board.runs)
     todo = [j for j in jobs if j.key not in earlier]
-    servers = server_pool.build(request.pool_urls() if request.backend_type != "embedded" else [""], request.concurrency)
+    servers = server_pool.build(request.pool_urls() if request.backend_type != "embedded" else [""], request.concurrency,
+                                request.settings.api_key)
     lock = threading.Lock()
     if progress:
         progress(len(board.runs), len(jobs))

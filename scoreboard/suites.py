@@ -103,12 +103,21 @@ class Suite:
         raise SuiteError(f"suite '{self.name}' has no case '{case_id}'")
 
     def subset(self, case_ids: list[str]) -> "Suite":
-        return Suite(self.name, [self.case(i) for i in case_ids], self.description, self.path)
+        """These cases, in the suite's order (BFCL's, for BFCL), each once however often it is named."""
+        wanted = {self.case(i).id for i in case_ids}
+        return Suite(self.name, [c for c in self.cases if c.id in wanted], self.description, self.path)
 
     def first(self, count: int) -> "Suite":
+        """The first `count` cases of each category (a suite of its own cases has one: the first `count`)."""
         if count < 1:
             raise SuiteError("--cases N must be at least 1")
-        return Suite(self.name, self.cases[:count], self.description, self.path)
+        taken: dict[str, int] = {}
+        cases = []
+        for c in self.cases:
+            taken[c.category] = taken.get(c.category, 0) + 1
+            if taken[c.category] <= count:
+                cases.append(c)
+        return Suite(self.name, cases, self.description, self.path)
 
 
 def names() -> list[str]:

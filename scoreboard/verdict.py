@@ -4,7 +4,9 @@
 - valid:    parsed, and every call names a known function with arguments valid against its JSON
             schema (`parsers.validate.validate_calls`); a plain answer with no call is valid;
 - expected: parsed, and the calls are the ones the case expects: for a suite's own case its
-            `expect` (name, required values, schema), for a BFCL case BFCL's checker (`bfcl_check`).
+            `expect` (name, required values, schema), for a BFCL case BFCL's checker (`bfcl_check`);
+            in BFCL's irrelevance categories an output that fails to parse is right too (BFCL
+            counts an output it cannot decode as no call), though not `parsed`.
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ def judge(parsed: ParseResult | None, case: Case) -> tuple[Verdict, list[str]]:
     if parsed is None:
         return Verdict(), ["no output"]
     if parsed.error is not None:
-        return Verdict(), [f"parse error: {parsed.error.message}"]
+        # BFCL counts an output that does not decode as "no call": right where no call is wanted
+        no_call_wanted = case.bfcl is not None and "irrelevance" in case.bfcl.category
+        return Verdict(expected=no_call_wanted), [f"parse error: {parsed.error.message}"]
     functions = case.conversation.functions
     calls = _as_documented(parsed.tool_calls, functions) if case.bfcl else parsed.tool_calls
     problems: list[str] = []

@@ -32,6 +32,18 @@ AREA = {"name": "calculate_area", "description": "Area of a rectangle.",
                 "precision": {"type": "integer", "description": "Digits."}, "label": {"type": "string", "description": "Name."}}},
             "anything": {"type": "any", "description": "Free."}}}}
 
+ORDER = {"name": "orders.place", "description": "Place an order.",
+         "parameters": {"type": "dict", "required": [], "properties": {
+             "items": {"type": "array", "items": {"type": "dict"}, "description": "What to order: name and quantity."},
+             "times": {"type": "integer", "description": "How often."}}}}
+CONTACT = {"name": "get_contact", "description": "A contact's details.",
+           "parameters": {"type": "dict", "required": [], "properties": {"name": {"type": "string", "description": "Who."}}}}
+
+
+def _ask(text: str) -> list:
+    return [[{"role": "user", "content": text}]]
+
+
 QUESTIONS = {
     "simple_python": [
         {"id": "simple_python_0", "question": [[{"role": "user", "content": "Weather in Paris, in celsius?"}]], "function": [WEATHER]},
@@ -52,6 +64,26 @@ QUESTIONS = {
         {"id": "live_relevance_0-0-0", "question": [[{"role": "system", "content": "Be brief."},
                                                       {"role": "user", "content": "Any weather?"}]], "function": [WEATHER]},
     ],
+    "parallel_multiple": [
+        {"id": "parallel_multiple_0", "question": _ask("Weather in Oslo, and the area of 2 by 3?"), "function": [WEATHER, AREA]},
+    ],
+    "live_simple": [
+        {"id": "live_simple_0-0-0", "question": _ask("Two apples and a pear, please."), "function": [ORDER]},
+        {"id": "live_simple_1-1-0", "question": _ask("Order the list n times."), "function": [ORDER]},
+    ],
+    "live_multiple": [
+        {"id": "live_multiple_0-0-0", "question": _ask("Show me my contacts."), "function": [WEATHER, CONTACT]},
+    ],
+    "live_parallel": [
+        {"id": "live_parallel_0-0-0", "question": _ask("Weather in Oslo and Rome?"), "function": [WEATHER]},
+    ],
+    "live_parallel_multiple": [
+        {"id": "live_parallel_multiple_0-0-0", "question": _ask("Oslo's weather and Ann's contact?"), "function": [WEATHER, CONTACT]},
+    ],
+    "live_irrelevance": [
+        {"id": "live_irrelevance_0-0-0", "question": _ask("Hello there."), "function": [WEATHER, CONTACT]},
+        {"id": "live_irrelevance_1-0-1", "question": _ask("Who won in 1990?"), "function": [ORDER]},
+    ],
 }
 ANSWERS = {
     "simple_python": [
@@ -66,6 +98,21 @@ ANSWERS = {
     "parallel": [{"id": "parallel_0", "ground_truth": [{"weather.get": {"city": ["Oslo"], "unit": [""]}},
                                                        {"weather.get": {"city": ["Rome"], "unit": [""]}}]}],
     "multiple": [{"id": "multiple_0", "ground_truth": [{"calculate_area": {"width": [2.0], "height": [3.0]}}]}],
+    "parallel_multiple": [{"id": "parallel_multiple_0", "ground_truth": [
+        {"weather.get": {"city": ["Oslo"], "unit": [""]}}, {"calculate_area": {"width": [2.0], "height": [3.0]}}]}],
+    "live_simple": [
+        # a list of dicts: each item key by key, in order
+        {"id": "live_simple_0-0-0", "ground_truth": [{"orders.place": {
+            "items": [[{"name": ["apple"], "qty": [2]}, {"name": ["pear"], "qty": [1, ""]}]], "times": [1, ""]}}]},
+        # "n" is a variable: an integer parameter answered by a name of the ground truth's own type (a string)
+        {"id": "live_simple_1-1-0", "ground_truth": [{"orders.place": {"items": [""], "times": ["n"]}}]},
+    ],
+    # null among the possible answers, as BFCL's live data has it
+    "live_multiple": [{"id": "live_multiple_0-0-0", "ground_truth": [{"get_contact": {"name": ["", None]}}]}],
+    "live_parallel": [{"id": "live_parallel_0-0-0", "ground_truth": [{"weather.get": {"city": ["Oslo"]}},
+                                                                     {"weather.get": {"city": ["Rome"]}}]}],
+    "live_parallel_multiple": [{"id": "live_parallel_multiple_0-0-0", "ground_truth": [
+        {"weather.get": {"city": ["Oslo"]}}, {"get_contact": {"name": ["Ann"]}}]}],
 }
 
 
@@ -122,8 +169,13 @@ def test_no_data_is_one_sentence(tmp_path, monkeypatch):
         bfcl.data_dir(tmp_path)
     with pytest.raises(SuiteError, match="unknown BFCL category 'simple'"):
         bfcl.load("bfcl:simple", write_sample(tmp_path / "d"))
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "BFCL_v4_simple_python.json").write_text(json.dumps(QUESTIONS["simple_python"][0]) + "\n")
     with pytest.raises(SuiteError, match="has no BFCL_v4_live_simple.json"):
-        bfcl.load("bfcl:live_simple", tmp_path / "d")
+        bfcl.load("bfcl:live_simple", only)
+    with pytest.raises(SuiteError, match=r"possible_answer has no ground truth for simple_python of its questions' BFCL version \(v4\)"):
+        bfcl.load("bfcl:simple_python", only)
 
 
 def test_cases_keep_bfcl_ids_order_and_docs_as_json_schema(data):
@@ -145,6 +197,52 @@ def test_cases_keep_bfcl_ids_order_and_docs_as_json_schema(data):
     mixed = bfcl.load("bfcl:simple_python,bfcl:irrelevance,bfcl:live_relevance", data)
     assert [c.category for c in mixed.cases] == ["simple_python"] * 4 + ["irrelevance", "live_relevance"]
     assert mixed.case("live_relevance_0-0-0").conversation.messages[0]["role"] == "system"
+
+
+def test_every_category_loads_from_bfcls_format(data):
+    for category in bfcl.CATEGORIES:
+        suite = bfcl.load_category(category, data)
+        assert suite.name == bfcl.PREFIX + category
+        assert [c.id for c in suite.cases] == [e["id"] for e in QUESTIONS[category]]  # BFCL's ids, BFCL's order
+        truth = {e["id"]: e["ground_truth"] for e in ANSWERS.get(category, [])}
+        for case, entry in zip(suite.cases, QUESTIONS[category], strict=True):
+            assert case.category == case.bfcl.category == category
+            assert case.bfcl.functions == entry["function"]
+            assert case.bfcl.ground_truth == truth.get(case.id, [])  # (ir)relevance: none, the call count decides
+            assert case.conversation.messages == [m for turn in entry["question"] for m in turn]
+            assert [f["name"] for f in case.conversation.functions] == [f["name"] for f in entry["function"]]
+    everything = bfcl.load("bfcl:all", data)
+    assert list(dict.fromkeys(c.category for c in everything.cases)) == list(bfcl.CATEGORIES)
+    assert len(everything.cases) == sum(len(v) for v in QUESTIONS.values())
+    order = everything.case("live_simple_0-0-0").conversation.functions[0]["parameters"]["properties"]["items"]
+    assert order["type"] == "array" and order["items"] == {"type": "object"}  # BFCL's "dict" items as JSON schema
+
+
+def test_questions_and_answers_come_from_the_same_bfcl_version(data, tmp_path):
+    folder = tmp_path / "bfcl-data"
+    newer = {"id": "multiple_9", "question": _ask("Area of 1 by 1?"), "function": [AREA]}
+    (folder / "BFCL_v5_multiple.json").write_text(json.dumps(newer) + "\n")
+    # v5 questions without v5 ground truth: v4's pair is read, never v5 questions judged by v4 answers
+    suite = bfcl.load_category("multiple", data)
+    assert [c.id for c in suite.cases] == ["multiple_0"] and suite.path.endswith("BFCL_v4_multiple.json")
+    (folder / "possible_answer" / "BFCL_v5_multiple.json").write_text(
+        json.dumps({"id": "multiple_9", "ground_truth": [{"calculate_area": {"width": [1.0], "height": [1.0]}}]}) + "\n")
+    suite = bfcl.load_category("multiple", data)
+    assert [c.id for c in suite.cases] == ["multiple_9"] and suite.case("multiple_9").bfcl.ground_truth[0]["calculate_area"]["width"] == [1.0]
+
+
+def test_cases_n_is_per_category_and_an_id_list_runs_in_bfcls_order_once(data):
+    mixed = bfcl.load("bfcl:simple_python,bfcl:irrelevance,bfcl:live_irrelevance", data)
+    assert [c.id for c in mixed.first(1).cases] == ["simple_python_0", "irrelevance_0", "live_irrelevance_0-0-0"]
+    assert [c.id for c in mixed.first(2).cases] == ["simple_python_0", "simple_python_1", "irrelevance_0",
+                                                    "live_irrelevance_0-0-0", "live_irrelevance_1-0-1"]
+    picked = mixed.subset(["live_irrelevance_0-0-0", "simple_python_2", "irrelevance_0", "simple_python_2", "simple_python_0"])
+    assert [c.id for c in picked.cases] == ["simple_python_0", "simple_python_2", "irrelevance_0", "live_irrelevance_0-0-0"]
+    with pytest.raises(SuiteError, match="has no case 'simple_python_9'"):
+        mixed.subset(["simple_python_0", "simple_python_9"])
+    with pytest.raises(SuiteError, match="at least 1"):
+        mixed.first(0)
+    assert [c.id for c in load_suite("tools").first(2).cases] == ["weather_paris", "weather_fahrenheit"]  # one category
 
 
 # ------------------------------------------------------------------------------------------------
@@ -243,6 +341,60 @@ def test_parallel_calls_in_any_order_and_counts(data):
                   ToolCall("weather.get", {"city": "Paris"})) == ["wrong number of calls: expected 1, got 2"]
 
 
+def test_a_list_of_dicts_is_checked_item_by_item_in_order(data):
+    order = ("live_simple", "live_simple_0-0-0")
+    apple, pear = {"name": "apple", "qty": 2}, {"name": "pear", "qty": 1}
+    assert _check(data, *order, ToolCall("orders.place", {"items": [apple, pear]})) == []
+    assert _check(data, *order, ToolCall("orders_place", {"items": [{"name": "Apple", "qty": 2}, {"name": "PEAR"}]})) == []
+    assert _check(data, *order, ToolCall("orders.place", {"items": [pear, apple]})) == [
+        "wrong value for 'items.name': 'pear' not in ['apple']"]  # the order of the items counts
+    assert _check(data, *order, ToolCall("orders.place", {"items": [apple]})) == [
+        "wrong value for 'items': 1 item(s), the answer has another number"]
+    assert _check(data, *order, ToolCall("orders.place", {"items": [apple, {**pear, "gift": True}]})) == [
+        "wrong value for 'items': unexpected key 'gift'"]
+    assert _check(data, *order, ToolCall("orders.place", {"items": [apple, {"qty": 1}]})) == [
+        "wrong value for 'items': missing key 'name'"]
+    assert _check(data, *order, ToolCall("orders.place", {"items": ["apple", "pear"]})) == [
+        "wrong item type in 'items': expected array of dict, got ['apple', 'pear']"]
+    assert _check(data, *order, ToolCall("orders.place", {"times": 1})) == [
+        "missing parameter 'items': the answer does not allow leaving it out"]
+
+
+def test_the_variable_rule_a_value_of_the_ground_truths_own_type(data):
+    variable = ("live_simple", "live_simple_1-1-0")  # 'times' is an integer; the ground truth names a variable, "n"
+    assert _check(data, *variable, ToolCall("orders.place", {"times": "n"})) == []
+    assert _check(data, *variable, ToolCall("orders.place", {"times": "m"})) == ["wrong value for 'times': 'm' not in ['n']"]
+    assert _check(data, *variable, ToolCall("orders.place", {"times": "N"})) == [
+        "wrong value for 'times': 'N' not in ['n']"]  # a variable's name is not normalized like a string value
+    assert _check(data, *variable, ToolCall("orders.place", {"times": 3})) == ["wrong value for 'times': 3 not in ['n']"]
+    assert _check(data, *variable, ToolCall("orders.place", {"times": 2.5})) == [
+        "wrong type for 'times': expected integer, got float 2.5"]  # neither the doc's type nor the answer's
+
+
+def test_null_among_the_possible_answers(data):
+    contact = ("live_multiple", "live_multiple_0-0-0")  # 'name': ["", null]
+    assert _check(data, *contact, ToolCall("get_contact", {})) == []
+    assert _check(data, *contact, ToolCall("get_contact", {"name": None})) == []
+    assert _check(data, *contact, ToolCall("get_contact", {"name": "Ann"})) == ["wrong value for 'name': 'Ann' not in ['', None]"]
+    assert _check(data, *contact, ToolCall("weather.get", {"city": "Oslo"})) == [
+        "wrong function: called 'weather.get', expected 'get_contact'"]
+    # BFCL-right, yet not valid against the JSON schema (a string): the two columns tell them apart
+    verdict, problems = judge(ParseResult(tool_calls=[ToolCall("get_contact", {"name": None})]), _case(data, *contact))
+    assert verdict.to_dict() == {"parsed": True, "valid": False, "expected": True} and problems == ["get_contact: argument 'name' should be string, got null"]
+
+
+def test_live_and_mixed_parallel_calls_in_any_order(data):
+    oslo, rome, ann = (ToolCall("weather.get", {"city": "Oslo"}), ToolCall("weather.get", {"city": "Rome"}),
+                       ToolCall("get_contact", {"name": "Ann"}))
+    assert _check(data, "live_parallel", "live_parallel_0-0-0", rome, oslo) == []
+    assert _check(data, "live_parallel_multiple", "live_parallel_multiple_0-0-0", ann, oslo) == []
+    assert _check(data, "live_parallel_multiple", "live_parallel_multiple_0-0-0", oslo, rome) == [
+        "no call matches expected call 2 (get_contact): call 2: wrong function: called 'weather.get', expected 'get_contact'"]
+    area = ToolCall("calculate_area", {"width": 2, "height": 3})
+    assert _check(data, "parallel_multiple", "parallel_multiple_0", area, oslo) == []
+    assert _check(data, "parallel_multiple", "parallel_multiple_0", area) == ["wrong number of calls: expected 2, got 1"]
+
+
 def test_multiple_picks_the_expected_function_among_several(data):
     assert _check(data, "multiple", "multiple_0", ToolCall("calculate_area", {"width": 2, "height": 3})) == []
     assert _check(data, "multiple", "multiple_0", ToolCall("weather.get", {"city": "Oslo"})) == [
@@ -271,6 +423,18 @@ def test_judge_uses_bfcl_for_bfcl_cases(data):
     assert judge(ParseResult(content="Why did..."), joke)[0].to_dict() == {"parsed": True, "valid": True, "expected": True}
 
 
+def test_an_output_that_does_not_parse_is_no_call_as_in_bfcl(data):
+    broken = ParseResult(error=ParseError("no JSON object found", 0))
+    for category, case_id in (("irrelevance", "irrelevance_0"), ("live_irrelevance", "live_irrelevance_1-0-1")):
+        verdict, problems = judge(broken, _case(data, category, case_id))
+        assert verdict.to_dict() == {"parsed": False, "valid": False, "expected": True}  # BFCL-right, not parsed
+        assert problems == ["parse error: no JSON object found"]
+    for category, case_id in (("live_relevance", "live_relevance_0-0-0"), ("simple_python", "simple_python_0"),
+                              ("live_parallel", "live_parallel_0-0-0")):
+        assert judge(broken, _case(data, category, case_id))[0].to_dict() == {"parsed": False, "valid": False, "expected": False}
+    assert judge(ParseResult(content="No tool for that."), _case(data, "live_irrelevance", "live_irrelevance_0-0-0"))[0].expected
+
+
 # ------------------------------------------------------------------------------------------------
 # a run, on the embedded model, from the command line
 
@@ -284,14 +448,17 @@ def test_cli_runs_bfcl_categories_and_shows_accuracy_per_category(data, tmp_path
                                         "--out", str(out), "--quiet"]))
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "parsed/valid/BFCL" in printed and "simple_python" in printed
+    assert "parsed/valid/BFCL" in printed and "simple_python" in printed and "mean of categories" in printed
     board = json.loads(out.read_text(encoding="utf-8"))
-    assert board["categories"] == ["simple_python"] and board["cases"] == 3  # --cases 3: the first three, in BFCL's order
-    assert [r["case"] for r in board["runs"]] == ["simple_python_0", "simple_python_1", "simple_python_2"]
+    # --cases 3: the first three of each category, in BFCL's order (irrelevance has one)
+    assert board["categories"] == ["simple_python", "irrelevance"] and board["cases"] == 4
+    assert [r["case"] for r in board["runs"]] == ["simple_python_0", "simple_python_1", "simple_python_2", "irrelevance_0"]
     (cell,) = board["cells"]
-    assert cell["categories"] == [{"category": "simple_python", "runs": 3, "parsed": cell["parsed"], "valid": cell["valid"],
-                                   "expected": cell["expected"], "errors": 0}]
-    suite = bfcl.load("bfcl:simple_python", data)
+    runs = {k: [r for r in board["runs"] if r["category"] == k] for k in board["categories"]}
+    assert cell["categories"] == [{"category": k, "runs": len(runs[k]), **{n: sum(r["verdict"][n] for r in runs[k])
+                                                                            for n in ("parsed", "valid", "expected")}, "errors": 0}
+                                  for k in board["categories"]]
+    suite = bfcl.load("bfcl:simple_python,bfcl:irrelevance", data)
     for r in board["runs"]:  # every stored verdict follows from its stored parse, by BFCL's rules
         p = r["parsed"]
         parsed = ParseResult(content=p["content"], tool_calls=[ToolCall(c["name"], c["arguments"]) for c in p["tool_calls"]],

