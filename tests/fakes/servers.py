@@ -1,4 +1,4 @@
-"""One fake per server family, each following shared/reference/backend_apis.md (section numbers below).
+"""One fake per server family, each following the servers' documented wire formats (section numbers below).
 
     with fake_server("llamacpp", pieces=["Hi", "!"]) as fake:
         ... fake.url ... fake.requests[-1]["json"] ... fake.events
@@ -13,8 +13,16 @@ Options (all optional):
   endless      keep generating (with `delay` seconds per piece) until the client goes away
   delay        seconds between pieces
   errors       {path: (status, body)}: answer that path with this status and body (dict = JSON, str = as is)
-  html         answer every request with an nginx welcome page
+  html         answer every request with an nginx welcome page (True: as text/html; or the content type to claim)
+  redirect     answer every request with a 301 to this address
   models       the model names the server lists
+  ws           False: no streaming websocket (webui-legacy), so its port refuses
+
+A misbehaving server (each framed the server's own way: SSE, NDJSON or websocket frames):
+  inject       a raw JSON text sent as one stream event before piece number `fail_after`
+  flood        after the headers, this many bytes of one stream line with no line end
+  drip         seconds between the bytes of the stream (one byte at a time)
+  echo_auth    the final event quotes the request's Authorization header
 """
 
 from __future__ import annotations
@@ -50,23 +58,41 @@ def plan(pieces: list[str], max_tokens: int | None, stop: list[str], keep_stop: 
 
 
 class _Stream:
-    """Writes a streamed body: chunked (HTTP/1.1 servers) or raw until close (HTTP/1.0 servers)."""
+    """Writes a streamed body: chunked (HTTP/1.1 servers) or raw until close (HTTP/1.0 servers).
 
-    def __init__(self, handler, content_type: str, chunked: bool = True):
-        self.h, self.chunked = handler, chunked
+    `frame` wraps one event's JSON text the server's way (SSE `data:` lines, one NDJSON line...)."""
+
+    def __init__(self, handler, content_type: str, chunked: bool = True, frame=lambda text: f"data: {text}\n\n"):
+        self.h, self.chunked, self.frame = handler, chunked, frame
+        handler.stream = self
         handler.send_response(200)
         handler.send_header("Content-Type", content_type)
         if chunked:
             handler.send_header("Transfer-Encoding", "chunked")
         handler.send_header("Connection", "close")
         handler.end_headers()
+        if handler.opts.get("flood"):
+            self.flood(handler.opts["flood"])
 
     def write(self, data: str) -> None:
-        raw = data.encode("utf-8")
+        drip = self.h.opts.get("drip")
+        for part in (data.encode("utf-8"),) if not drip else (bytes([b]) for b in data.encode("utf-8")):
+            self._send(part)
+            if drip:
+                time.sleep(drip)
+
+    def _send(self, raw: bytes) -> None:
         if self.chunked:
             raw = f"{len(raw):X}\r\n".encode() + raw + b"\r\n"
         self.h.wfile.write(raw)
         self.h.wfile.flush()
+
+    def flood(self, size: int) -> None:
+        """`size` bytes of one line that never ends, a megabyte at a time (until the client hangs up)."""
+        self._send(self.frame("{}").split("{}")[0].encode() + b'{"text": "')  # an event that never ends
+        block = b"x" * 2**20
+        for _ in range(size // len(block)):
+            self._send(block)
 
     def end(self) -> None:
         if self.chunked:
@@ -96,7 +122,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self._body() if method == "POST" else None
         fake.requests.append({"method": method, "path": path, "json": body, "headers": dict(self.headers)})
         if fake.opts.get("html"):
-            return self.send(200, HTML, "text/html")
+            return self.send(200, HTML, fake.opts["html"] if isinstance(fake.opts["html"], str) else "text/html")
+        if fake.opts.get("redirect"):
+            self.send_response(301)
+            self.send_header("Location", fake.opts["redirect"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if path in fake.opts.get("errors", {}):
             status, err = fake.opts["errors"][path]
             return self.send(status, err)
@@ -129,6 +161,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         opts = self.server.fake.opts
         source = deltas if not opts.get("endless") else (f" {n}" for n in range(10**6))
         for n, delta in enumerate(source):
+            if opts.get("inject") is not None and n == opts.get("fail_after", 2):
+                self.stream.write(self.stream.frame(opts["inject"]))
             if opts.get("fail") and n == opts.get("fail_after", 2):
                 raise _Fail(opts["fail"])
             if opts.get("delay"):
@@ -196,6 +230,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                    "tokens_predicted": count, "tokens_evaluated": prompt_n, "generation_settings": {"n_probs": n_probs},
                    "prompt": body["prompt"], "has_new_line": False, "truncated": False, "tokens_cached": prompt_n + count,
                    "timings": {"prompt_n": prompt_n, "prompt_ms": 1.0, "predicted_n": count, "predicted_ms": 2.0}}
+            if self.opts.get("echo_auth"):
+                out["echo"] = {"authorization": self.headers.get("Authorization")}
             if old:
                 out.update({"slot_id": 0, "stopped_eos": finish == "eos", "stopped_word": finish == "word",
                             "stopped_limit": finish == "limit", "stopping_word": word})
@@ -285,6 +321,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return s.end()
             return s.end() if f.mode == "error" else None
         last = {**base, "choices": [choice("", reason)]}
+        if self.opts.get("echo_auth"):
+            last["echo"] = {"authorization": self.headers.get("Authorization")}
         if usage_in_final:
             last["usage"] = usage
         send(last)
@@ -407,7 +445,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         reason = "stop" if finish == "eos" else "length"  # a custom stop string reports "length" (2024 code)
         if path == "/api/v1/generate":
             return self.send(200, {"results": [{"text": "".join(deltas), "finish_reason": reason}]})
-        s = _Stream(self, "text/event-stream", chunked=False)  # the connection closes after the last event
+        s = _Stream(self, "text/event-stream", chunked=False,  # the connection closes after the last event
+                    frame=lambda text: f"event: message\ndata: {text}\n\n")
         null = None if new else "null"
         try:
             for n, delta in self.pieces(deltas):
@@ -459,7 +498,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         if body.get("stream") is False:
             return self.send(200, {**head, "response": "".join(deltas), **done}, "application/json; charset=utf-8")
-        s = _Stream(self, "application/x-ndjson")  # streams by default
+        s = _Stream(self, "application/x-ndjson", frame=lambda text: text + "\n")  # streams by default
         try:
             for _, delta in self.pieces(deltas):
                 s.write(json.dumps({**head, "response": delta, "done": False, **lp(delta)}) + "\n")
@@ -480,10 +519,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/api/v1/stop-stream":
             fake.events.append("stop-stream")
             return self.send(200, {"results": "success"})
-        if path == "/api/v1/generate":
+        if path == "/api/v1/generate":  # HTTP/1.0: 200 and headers first, the body after generating, then close
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if fake.opts.get("fail") == "drop":
+                return None  # the generation crashed: no body
             deltas, _, _ = plan(fake.opts.get("pieces", PIECES), body.get("max_new_tokens", 200),
                                 body.get("stopping_strings") or [])
-            return self.send(200, {"results": [{"text": "".join(deltas)}]})
+            self.wfile.write(json.dumps({"results": [{"text": "".join(deltas)}]}).encode())
+            return None
         self.send_error(404)  # BaseHTTPRequestHandler's HTML page
 
 
@@ -507,10 +554,11 @@ class FakeServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
         self.ws = None
         self.ws_url = ""
+        self.ws_port = 0
 
     def start(self) -> "FakeServer":
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        if self.kind == "webui-legacy":
+        if self.kind == "webui-legacy" and self.opts.get("ws", True):
             self._start_ws()
         return self
 
@@ -543,6 +591,8 @@ class FakeServer:
                     source = deltas if not fake.opts.get("endless") else (f" {n}" for n in range(10**6))
                     n = 0
                     for n, delta in enumerate(source):
+                        if fake.opts.get("inject") is not None and n == fake.opts.get("fail_after", 2):
+                            ws.send(fake.opts["inject"])
                         if fake.opts.get("fail") and n == fake.opts.get("fail_after", 2):
                             return  # the connection just ends
                         if fake.opts.get("delay"):
@@ -553,8 +603,8 @@ class FakeServer:
                 fake.events.append("disconnect")
 
         self.ws = serve(handler, "127.0.0.1", 0, ping_interval=None)
-        port = self.ws.socket.getsockname()[1]
-        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.ws_port = self.ws.socket.getsockname()[1]
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}"
         threading.Thread(target=self.ws.serve_forever, daemon=True).start()
 
 
