@@ -12,6 +12,7 @@ Options (all optional):
   fail_after   pieces sent before the failure (default 2)
   endless      keep generating (with `delay` seconds per piece) until the client goes away
   delay        seconds between pieces
+  pause        seconds of silence after the first piece
   errors       {path: (status, body)}: answer that path with this status and body (dict = JSON, str = as is)
   html         answer every request with an nginx welcome page (True: as text/html; or the content type to claim)
   redirect     answer every request with a 301 to this address
@@ -120,7 +121,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         fake = self.server.fake
         path = self.path.split("?")[0]
         body = self._body() if method == "POST" else None
-        fake.requests.append({"method": method, "path": path, "json": body, "headers": dict(self.headers)})
+        fake.requests.append({"method": method, "path": path, "json": body, "headers": dict(self.headers),
+                              "client": self.client_address})
         if fake.opts.get("html"):
             return self.send(200, HTML, fake.opts["html"] if isinstance(fake.opts["html"], str) else "text/html")
         if fake.opts.get("redirect"):
@@ -167,6 +169,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise _Fail(opts["fail"])
             if opts.get("delay"):
                 time.sleep(opts["delay"])
+            if opts.get("pause") and n == 1:
+                time.sleep(opts["pause"])
             yield n, delta
 
     @property
@@ -597,6 +601,8 @@ class FakeServer:
                             return  # the connection just ends
                         if fake.opts.get("delay"):
                             time.sleep(fake.opts["delay"])
+                        if fake.opts.get("pause") and n == 1:
+                            time.sleep(fake.opts["pause"])
                         ws.send(json.dumps({"event": "text_stream", "message_num": n, "text": delta}))
                     ws.send(json.dumps({"event": "stream_end", "message_num": n + 1}))
             except Exception:  # noqa: BLE001 - the client went away
