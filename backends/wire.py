@@ -87,9 +87,6 @@ def lines(chunks: Iterable[bytes], url: str, limits: TimeLimits, max_line: int, 
     buffer, total = bytearray(), 0
     for chunk in chunks:
         limits.check(url)
-        total += len(chunk)
-        if total > 4 * max_chars:
-            raise BackendError(f"{url} sent more than {max_chars:,} characters; stopped reading")
         start = chunk.find(b"\n")
         if start < 0:
             buffer += chunk
@@ -102,6 +99,9 @@ def lines(chunks: Iterable[bytes], url: str, limits: TimeLimits, max_line: int, 
         if len(buffer) > max_line:
             raise BackendError(f"{url} sent a line longer than {max_line:,} bytes without a line end; stopped "
                                "reading: is this the right URL and backend type?")
+        total += len(chunk)
+        if total > 4 * max_chars:
+            raise BackendError(f"{url} sent more than {max_chars:,} characters; stopped reading")
     if limits.expired:  # the watchdog shut the connection: that is why it ended
         raise limits.error(url)
     if buffer:
