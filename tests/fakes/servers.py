@@ -325,13 +325,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return s.end()
             return s.end() if f.mode == "error" else None
         last = {**base, "choices": [choice("", reason)]}
-        if self.opts.get("echo_auth"):
-            last["echo"] = {"authorization": self.headers.get("Authorization")}
+        echo = {"echo": {"authorization": self.headers.get("Authorization")}} if self.opts.get("echo_auth") else {}
+        last.update(echo)
         if usage_in_final:
             last["usage"] = usage
         send(last)
         if include_usage and not usage_in_final:
-            send({**base, "choices": [], "usage": usage})
+            send({**base, "choices": [], "usage": usage, **echo})
         if done:
             s.write(f"data: [DONE]{nl}{nl}")
         s.end()
