@@ -414,17 +414,20 @@ class HttpBackend(Backend):
                      read: Callable[[object], object] | None = None) -> object:
         """The JSON answer to one request, passed through `read` (which picks out what is wanted: an answer
         in a shape it cannot read becomes a sentence naming the server and what it sent)."""
+        return self.fetch_json(method, path, body, timeout, read)[0]
+
+    def fetch_json(self, method: str, path: str, body: dict | None = None, timeout: float | None = None,
+                   read: Callable[[object], object] | None = None) -> tuple[object, bool]:
+        """(request_json's answer, whether invalid characters in it were replaced with U+FFFD)."""
         url = self.base_url + path
         key = self.settings.api_key
         limits = TimeLimits(timeout or self.settings.timeout, what="request")
         try:
             with self._exchange(method, path, body, limits) as response:
                 raw = read_body(response.iter_bytes(), url, limits, MAX_BODY_BYTES)
-            data, _ = decode_json(raw, url, key)
-            if read is None:
-                return data
+            data, repaired = decode_json(raw, url, key)
             try:
-                return read(data)
+                return (read(data) if read else data), repaired
             except SHAPE_ERRORS:
                 raise misshapen(url, self.label, data, key, what="an answer") from None
         except BackendError as e:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from .base import (CONNECT_TIMEOUT, MAX_BODY_BYTES, Completion, HttpBackend, Stream, Turn,
                    check_allowed, merge, map_params)
 from .masking import MASK
-from .wire import loads, not_json
+from .wire import invalid_note, loads, not_json
 
 NO_FINISH = "the legacy API reports no finish reason: inferred from the token count"
 
@@ -134,13 +134,13 @@ class WebUILegacy(HttpBackend):
         body = self.body(prompt, params)
         url = self.base_url + self.completion_path
         limits = self.limits()
-        answer = self.post_json(self.completion_path, body, read=_answer)
+        answer, repaired = self.fetch_json("POST", self.completion_path, body, read=_answer)
         text = answer["results"][0]["text"]
         limits.token()
         usage, source = self.count_usage(prompt, text)
         completion = Completion(text=text, finish_reason=self.finish(usage, body), usage=usage, usage_source=source,
                                 request=self.record("POST", url, body), response=answer, timings=limits.timings(),
-                                notes=[NO_FINISH])
+                                notes=[NO_FINISH] + ([invalid_note(url)] if repaired else []))
         return self.masked(completion)
 
     @staticmethod
