@@ -83,7 +83,7 @@ class WebUILegacy(HttpBackend):
                          max_size=MAX_BODY_BYTES)
         except (InvalidHandshake, InvalidURI) as e:
             raise _Refused(f"{url} refused the websocket ({e})") from None
-        except (OSError, TimeoutError) as e:
+        except OSError as e:  # refused, unreachable, or no handshake in time (TimeoutError)
             raise _Refused(f"cannot open the websocket {url} ({getattr(e, 'strerror', None) or e})") from None
         with ws:
             ws.send(json.dumps(body))
