@@ -1,4 +1,4 @@
-"""One fake per server family, each following the servers' documented wire formats (section numbers below).
+"""One fake per server family, each following the servers' documented wire formats.
 
     with fake_server("llamacpp", pieces=["Hi", "!"]) as fake:
         ... fake.url ... fake.requests[-1]["json"] ... fake.events
@@ -180,7 +180,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def not_found(self, body=None):
         self.send(404, body if body is not None else "Not Found")
 
-    # --- (c) llama.cpp native, §3 -----------------------------------------------------------------------
+    # --- (c) llama.cpp native -----------------------------------------------------------------------
     # version "new" (Dec 2024+: stop_type, completion_probabilities with logprob/top_logprobs;
     # "post" with post_sampling_probs), "old" (stopped_eos/word/limit, probs [{tok_str, prob}], slot_id)
     def kind_llamacpp(self, method, path, body):
@@ -268,7 +268,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         s.write(f"data: {json.dumps(final(count))}\n\n")
         s.end()
 
-    # --- OpenAI family: (h) OpenAI §8, (b) webui §2, (f) vLLM §6, (g) LM Studio §7 -------------------------
+    # --- OpenAI family: (h) OpenAI, (b) webui, (f) vLLM, (g) LM Studio -------------------------
     def _openai_models(self, owner, default=("local-model",)):
         return self.send(200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": owner}
                                                           for m in self.opts.get("models", list(default))]})
@@ -409,7 +409,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(400, {"error": "Context length exceeded. Tokens in context: 8000, Context length: 8000"})
         self._openai_completions(body, id_prefix="cmpl-p9rtx", default_max=-1)
 
-    # --- (d) KoboldCpp, §4 ------------------------------------------------------------------------------
+    # --- (d) KoboldCpp ------------------------------------------------------------------------------
     # version "2024" (v1.64-v1.76: "finish_reason": "null" as a string, last text and finish in one event,
     # stop string kept whatever trim_stop says) or "new" (JSON null, a separate empty final event, trim_stop honoured)
     def kind_koboldcpp(self, method, path, body):
@@ -461,7 +461,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if new or not deltas:
             s.write("event: message\ndata: " + json.dumps({"token": "", "finish_reason": reason}) + "\n\n")
 
-    # --- (e) Ollama, §5 ---------------------------------------------------------------------------------
+    # --- (e) Ollama ---------------------------------------------------------------------------------
     def kind_ollama(self, method, path, body):
         models = self.opts.get("models", ["llama3.2:latest"])
         if path == "/api/version":
@@ -513,7 +513,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         s.write(json.dumps({**head, "response": "", **done}) + "\n")
         s.end()
 
-    # --- (a) text-generation-webui legacy, §1 (HTTP side; the websocket is LegacyStream) -------------------
+    # --- (a) text-generation-webui legacy (HTTP side; the websocket is FakeServer._start_ws) -------------------
     def kind_webui_legacy(self, method, path, body):
         fake = self.server.fake
         if path == "/api/v1/model":
