@@ -545,6 +545,7 @@ class _Fail(Exception):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients connecting at once, as a real server's backlog allows (not 5)
     fake: "FakeServer"
 
 
