@@ -13,7 +13,7 @@ import gradio as gr
 import flow
 import presets
 import wrappers as wrapper_registry
-from backends import Settings
+from backends import BackendError, Settings
 from core.conversation import Conversation
 from core.errors import UserError
 from presets import PresetError
@@ -49,6 +49,9 @@ def generate(backend_type: str, wrapper: str, conversation: str, backend_url: st
                                        conversation=Conversation.from_json(conversation), preset=preset or None,
                                        params=overrides, settings=Settings(url=backend_url or "", model=backend_model or ""))
         return flow.generate(request).to_dict()
+    except BackendError as e:  # a cut stream: what arrived is kept in the message
+        kept = f" Text received before the failure: {e.partial_text!r}" if e.partial_text else ""
+        raise gr.Error(str(e) + kept) from None
     except json.JSONDecodeError as e:
         raise gr.Error(f"params are not valid JSON: {e.msg}") from None
     except UserError as e:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
-
-from .base import Backend, BackendError, Completion, Settings, check_allowed, set_allowed_hosts
+from .base import Backend, BackendError, Completion, Settings, set_allowed_hosts
 from .embedded import Embedded
 from .koboldcpp import KoboldCpp
 from .llamacpp import LlamaCpp
@@ -47,56 +45,41 @@ def capabilities_table() -> str:
     return "\n".join(rows)
 
 
-def _probe(client: httpx.Client, method: str, url: str, body: dict | None = None):
-    """(status, JSON body or None) for one probe; connection errors propagate."""
-    response = client.request(method, url, json=body)
-    try:
-        data = response.json() if response.status_code < 400 else None
-    except ValueError:
-        data = None
-    return response.status_code, data
-
-
-def detect(url: str, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> tuple[str, str]:
+def detect(url: str, timeout: float = 5.0) -> tuple[str, str]:
     """Probe `url` and pick the backend type: (type, what was found). BackendError if nothing answers.
 
     Order matters: KoboldCpp also emulates llama.cpp's /props and Ollama's /api/tags, so it is asked first.
     """
-    base = create("openai", Settings(url=url, timeout=timeout)).base_url  # scheme check, suffixes, allow-list
-    check_allowed(base)
-    try:
-        with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), transport=transport) as c:
-            status, data = _probe(c, "GET", base + "/api/extra/version")
-            if isinstance(data, dict) and data.get("result") == "KoboldCpp":
-                return "koboldcpp", f"{base}/api/extra/version says KoboldCpp {data.get('version', '?')}"
-            status, data = _probe(c, "GET", base + "/props")
-            if isinstance(data, dict) and ("default_generation_settings" in data or "chat_template" in data):
-                build = data.get("build_info") or "unknown build"
-                return "llamacpp", f"{base}/props answers like llama.cpp's llama-server ({build})"
-            status, data = _probe(c, "GET", base + "/api/version")
-            if isinstance(data, dict) and "version" in data:
-                _, tags = _probe(c, "GET", base + "/api/tags")
-                if isinstance(tags, dict) and "models" in tags:
-                    return "ollama", f"{base}/api/version says Ollama {data['version']}"
-            status, data = _probe(c, "GET", base + "/v1/internal/model/info")
-            if isinstance(data, dict) and "model_name" in data:
-                return "webui", f"{base}/v1/internal/model/info answers like text-generation-webui (model {data['model_name']})"
-            status, models = _probe(c, "GET", base + "/v1/models")
-            owners = {m.get("owned_by") for m in (models or {}).get("data", []) if isinstance(m, dict)} if isinstance(models, dict) else set()
-            if "vllm" in owners:
-                return "vllm", f"{base}/v1/models lists models owned by vllm"
-            status, data = _probe(c, "GET", base + "/api/v0/models")
-            if isinstance(data, dict) and isinstance(data.get("data"), list):
-                return "lmstudio", f"{base}/api/v0/models answers like LM Studio's REST API"
-            status, data = _probe(c, "GET", base + "/api/v1/model")
-            if isinstance(data, dict) and isinstance(data.get("result"), str):
-                return "webui-legacy", f"{base}/api/v1/model answers like text-generation-webui's legacy API (model {data['result']})"
-            if isinstance(models, dict) and "data" in models:
-                return "openai", f"{base}/v1/models answers like an OpenAI-compatible server ({len(models['data'])} models)"
-    except httpx.HTTPError as e:
-        from .base import connection_message
-
-        raise BackendError(connection_message(e, base)) from None
+    server = create("openai", Settings(url=url, timeout=timeout))
+    base = server.base_url  # scheme check, suffixes, allow-list
+    data = server.probe("/api/extra/version")
+    if isinstance(data, dict) and data.get("result") == "KoboldCpp":
+        return "koboldcpp", f"{base}/api/extra/version says KoboldCpp {data.get('version', '?')}"
+    data = server.probe("/props")
+    if isinstance(data, dict) and ("default_generation_settings" in data or "chat_template" in data):
+        build = data.get("build_info") or "unknown build"
+        return "llamacpp", f"{base}/props answers like llama.cpp's llama-server ({build})"
+    data = server.probe("/api/version")
+    if isinstance(data, dict) and "version" in data:
+        tags = server.probe("/api/tags")
+        if isinstance(tags, dict) and "models" in tags:
+            return "ollama", f"{base}/api/version says Ollama {data['version']}"
+    data = server.probe("/v1/internal/model/info")
+    if isinstance(data, dict) and "model_name" in data:
+        return "webui", f"{base}/v1/internal/model/info answers like text-generation-webui (model {data['model_name']})"
+    models = server.probe("/v1/models")
+    listed = models.get("data") if isinstance(models, dict) else None
+    owners = {m.get("owned_by") for m in listed if isinstance(m, dict)} if isinstance(listed, list) else set()
+    if "vllm" in owners:
+        return "vllm", f"{base}/v1/models lists models owned by vllm"
+    data = server.probe("/api/v0/models")
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        return "lmstudio", f"{base}/api/v0/models answers like LM Studio's REST API"
+    data = server.probe("/api/v1/model")
+    if isinstance(data, dict) and isinstance(data.get("result"), str):
+        return "webui-legacy", f"{base}/api/v1/model answers like text-generation-webui's legacy API (model {data['result']})"
+    if isinstance(listed, list):
+        return "openai", f"{base}/v1/models answers like an OpenAI-compatible server ({len(listed)} models)"
     raise BackendError(f"{base} answers HTTP but like none of the known servers (tried /api/extra/version, /props, "
                        "/api/version, /v1/internal/model/info, /v1/models, /api/v0/models, /api/v1/model): "
                        "is this the server's address?")

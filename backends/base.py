@@ -1,27 +1,41 @@
-"""What every backend shares: the Completion record, the error type, and the HTTP plumbing.
+"""What every backend shares: Settings, the Completion record, the Backend base, and the one HTTP loop.
 
-A backend translates; everything else (timeouts, error wording, recording the exact request with
-secrets masked, SSE framing) lives here once.
+A backend translates: it gives its request body, what each stream event says (text, finish, counts)
+and how it counts tokens. Everything else lives here once: the streaming loop, the time limits,
+bounded reading, the error wording, masking the key, the record of the exact request.
 """
 
 from __future__ import annotations
 
-from core.errors import UserError
-import functools
 import json
-import ssl
+import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
-import certifi
 import httpx
 
+from . import pool
+from .errors import BackendError
+from .limits import TimeLimits
+from .masking import MASK, mask
+from .wire import (DETAIL_CHARS, DONE, StatusError, clip, connection_message, decode, decode_json, error_text,
+                   invalid_note, lines, loads, misshapen, not_a_stream, not_json, read_body, sse_events, status_error,
+                   stopped_midway)
+
+__all__ = ["Backend", "BackendError", "Completion", "HttpBackend", "Settings", "Stream", "TextCollector", "Turn",
+           "check_allowed", "connection_message", "map_params", "merge", "normalize_finish", "set_allowed_hosts",
+           "sse_events"]
+
 MAX_OUTPUT_CHARS = 4_000_000  # a runaway server cannot fill the app's memory
-MAX_BODY_BYTES = 16_000_000  # the largest JSON body read from a server
-SECRET_MASK = "***"
+MAX_BODY_BYTES = 16_000_000  # the largest JSON body read from a server, and the longest stream line
+SECRET_MASK = MASK
 ABORT_TIMEOUT = 3.0  # seconds an abort call may take; it is best effort
+CONNECT_TIMEOUT = 10.0
+# what reading a JSON value of the wrong shape raises (a list where an object was expected, a string for a list...)
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
 _allowed_hosts: set[str] | None = None  # None: every host may be reached
 
@@ -46,12 +60,6 @@ def check_allowed(url: str) -> None:
                        "ask whoever runs this app to allow it")
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context for every client: building one reads the CA bundle, about 40 ms here, per request otherwise."""
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 def normalize_finish(raw) -> str | None:
     """A server's own finish reason as "stop" | "length" | "aborted" | its raw value; None if unknown."""
     if raw is None or raw in ("", "null"):
@@ -64,10 +72,6 @@ def normalize_finish(raw) -> str | None:
     if value in ("aborted", "abort", "cancelled", "canceled"):
         return "aborted"
     return str(raw)
-
-
-class BackendError(UserError):
-    """One clear sentence for the user: what failed, where, and what to check."""
 
 
 @dataclass
@@ -100,18 +104,67 @@ class Settings:
     url: str = ""
     model: str = ""
     api_key: str = ""
-    timeout: float = 120.0  # seconds to wait for the next byte from the server
+    timeout: float = 120.0  # seconds: the wall-clock deadline for a whole generation (or any other request)
+    first_token_timeout: float = 0.0  # seconds a stream may take to its first token; 0: the deadline alone
+    token_timeout: float = 0.0  # seconds a stream may go without a new token; 0: the deadline alone
     extra: dict = field(default_factory=dict)  # free-form fields merged into the request body
     probabilities: int = 0  # > 0: ask for per-token log-probabilities with this many alternatives
-    stream_url: str = ""  # webui-legacy only: the websocket address (default: the URL's host, port 5005)
+    legacy_stream_port: int = 5005  # webui-legacy only: the port of its streaming websocket, on the URL's host
 
 
 CAPABILITY_KEYS = ("streaming", "abort", "usage", "probabilities", "tokenize", "model_template", "grammar",
                    "json_schema", "model_list")
 
 
+class TextCollector:
+    """The text of a stream, bounded, with client-side stop trimming; tells the time limits of each token."""
+
+    def __init__(self, url: str, stop: list[str] | None = None, limits: TimeLimits | None = None):
+        self.url = url
+        self.parts: list[str] = []
+        self.size = 0
+        self.limits = limits or TimeLimits(float("inf"))
+        self.stop = [s for s in (stop or []) if s]  # only for servers that return the stop string
+        self.held = ""  # text that might be the start of a stop string
+        self.trimmed: str | None = None  # the stop string that was cut off client-side
+
+    def add(self, delta: str) -> str:
+        """Record `delta`; return the text that can be shown now."""
+        if not delta or self.trimmed is not None:
+            return ""
+        self.limits.token()
+        self.size += len(delta)
+        if self.size > MAX_OUTPUT_CHARS:
+            raise BackendError(f"{self.url} sent more than {MAX_OUTPUT_CHARS:,} characters; stopped reading")
+        if not self.stop:
+            self.parts.append(delta)
+            return delta
+        buf = self.held + delta
+        hits = [(buf.find(s), s) for s in self.stop if s in buf]
+        if hits:
+            at, word = min(hits)
+            self.trimmed = word
+            self.held = ""
+            out = buf[:at]
+        else:
+            keep = max((k for s in self.stop for k in range(1, len(s)) if buf.endswith(s[:k])), default=0)
+            out, self.held = (buf[:-keep], buf[-keep:]) if keep else (buf, "")
+        self.parts.append(out)
+        return out
+
+    def flush(self) -> str:
+        out, self.held = self.held, ""
+        if out:
+            self.parts.append(out)
+        return out
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
 class Backend:
-    """Base of every backend type. Subclasses set `type`, `label`, `params` and implement `stream`."""
+    """Base of every backend type. Subclasses set `type`, `label`, `params` and implement `generate`."""
 
     type: str = ""
     label: str = ""
@@ -123,13 +176,6 @@ class Backend:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.last_request: dict = {}  # the record of the call in flight (or the last one), secrets masked
-
-    def partial(self, text: str) -> Completion:
-        """The result of a stream the user stopped: what arrived, finish reason "aborted", the request sent."""
-        return Completion(text=text, finish_reason="aborted", request=self.last_request,
-                          notes=["stopped by the user: the connection was closed" +
-                                 (f" and {self.abort_path} called" if getattr(self, "abort_path", "") else "")])
 
     @classmethod
     def ignored(cls, keys) -> list[str]:
@@ -148,17 +194,58 @@ class Backend:
     def unavailable(self, what: str) -> BackendError:
         return BackendError(f"{what} is not available for {self.type} backends")
 
-    def stream(self, prompt: str, params: dict) -> Stream:
+    def limits(self) -> TimeLimits:
+        s = self.settings
+        return TimeLimits(s.timeout, s.first_token_timeout, s.token_timeout)
+
+    def generate(self, prompt: str, params: dict) -> Stream:
+        """The type's own stream of deltas and one Completion (stream() wraps it)."""
         raise NotImplementedError
 
+    def stream(self, prompt: str, params: dict) -> Stream:
+        """Text deltas as they arrive, then one Completion; closing it before the end stops the generation.
+
+        A failure is a BackendError whose `partial_text` holds the text delivered so far; the API key is
+        masked in every message, note, raw response and request record."""
+        inner = self.generate(prompt, params)
+        received: list[str] = []
+        finished = False
+        try:
+            for event in inner:
+                if isinstance(event, Completion):
+                    finished = True
+                    event = self.masked(event)
+                else:
+                    received.append(event)
+                yield event
+        except BackendError as e:
+            raise BackendError(mask(str(e), self.settings.api_key), "".join(received)) from None
+        finally:
+            inner.close()  # closes the HTTP connection first: most servers stop on disconnect
+            if not finished:
+                self.abort()
+
     def complete(self, prompt: str, params: dict) -> Completion:
+        """The whole completion at once (the flow's non-streamed generate): the stream, consumed."""
         for event in self.stream(prompt, params):
             if isinstance(event, Completion):
                 return event
         raise BackendError("the backend ended without a result")  # a stream always ends with a Completion
 
+    def masked(self, completion: Completion) -> Completion:
+        """`completion` with the key masked where a server may have echoed it (e.g. a header in its final event)."""
+        key = self.settings.api_key
+        if key:
+            completion.request = mask(completion.request, key)
+            completion.response = mask(completion.response, key)
+            completion.notes = mask(completion.notes, key)
+        return completion
+
     def check(self) -> str:
         """A one-line connection status, or BackendError saying what is wrong."""
+        return self.status()
+
+    def status(self) -> str:
         raise NotImplementedError
 
     def models(self) -> list[str]:
@@ -203,18 +290,74 @@ def merge(body: dict, extra: dict) -> dict:
     return body
 
 
+@dataclass
+class Turn:
+    """One generation as it streams: what the server's events have said so far."""
+
+    url: str
+    limits: TimeLimits
+    text: TextCollector
+    finish: object = None  # the server's own finish value
+    ended: bool = False  # the server's own end marker arrived (a finish reason, a final event)
+    done: bool = False  # `data: [DONE]` arrived
+    usage: dict = field(default_factory=dict)
+    usage_source: str = ""
+    tokens: list = field(default_factory=list)
+    final: object = None  # the event that ended the stream, when the server sends one
+    last: object = None  # the latest event
+    reason: str | None = None  # the finish reason reported (normalized, or inferred by the type)
+    repaired: bool = False  # invalid characters were replaced with U+FFFD
+    notes: list = field(default_factory=list)
+
+
+def _interrupter(response: httpx.Response) -> Callable[[], None]:
+    """What the watchdog calls when a time limit passes: shut the socket, so a blocked read returns at once."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+
+    def interrupt() -> None:
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+    return interrupt
+
+
+def _send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    try:
+        return client.send(request, stream=True)
+    except httpx.RemoteProtocolError as e:
+        # a kept-alive connection the server closed as the request went out (llama-server does after a
+        # long stream): the request never reached it, so it goes once more, on a new connection
+        if "without sending a response" not in str(e):
+            raise
+        return client.send(request, stream=True)
+
+
 class HttpBackend(Backend):
-    """A backend reached over HTTP; `transport` lets tests swap the network for a handler."""
+    """A backend reached over HTTP: one pooled client per server, one streaming loop for every type.
 
-    transport: httpx.BaseTransport | None = None
-    abort_path: str = ""  # POSTed (with abort_body()) when a stream is closed before its end
+    A type gives `body()`, `read_event()` (an event's text; its finish, counts and probabilities go
+    on the Turn), and where needed `count_usage()`, `conclude()`, `client_stop()`."""
+
     completion_path: str = ""
+    abort_path: str = ""  # POSTed (with abort_body()) when a stream is closed before its end
+    framing: str = "sse"  # "sse": server-sent events; "ndjson": one JSON object per line
+    end_marker: str = ""  # what ends a whole stream, named when a stream stops without it
 
-    @property
-    def base_url(self) -> str:
-        url = (self.settings.url or self.default_url).strip().rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise BackendError(f"the backend URL '{url}' must start with http:// or https://")
+    # --- addresses and the request record -------------------------------------------------------------
+
+    def _address(self) -> tuple[str, str]:
+        """(the server's base URL, a note when the URL was typed without a scheme and read as http://)."""
+        typed = (self.settings.url or self.default_url).strip().rstrip("/")
+        url, note = typed, ""
+        if "://" not in typed:  # host:port, as MemGPT's README wrote OPENAI_API_BASE
+            url = "http://" + typed
+            note = f"the backend URL '{typed}' has no scheme: read as {url}"
+        elif not typed.lower().startswith(("http://", "https://")):
+            raise BackendError(f"the backend URL '{typed}' must start with http:// or https://")
         # users paste the URL with the API suffix; it is understood and never doubled
         changed = True
         while changed:
@@ -223,7 +366,11 @@ class HttpBackend(Backend):
                 if url.endswith(suffix):
                     url, changed = url[: -len(suffix)].rstrip("/"), True
         check_allowed(url)
-        return url
+        return url, note
+
+    @property
+    def base_url(self) -> str:
+        return self._address()[0]
 
     def headers(self) -> dict:
         headers = {"Content-Type": "application/json"}
@@ -232,106 +379,184 @@ class HttpBackend(Backend):
         return headers
 
     def record(self, method: str, url: str, body: dict | None) -> dict:
-        headers = {k: (f"Bearer {SECRET_MASK}" if k == "Authorization" else v) for k, v in self.headers().items()}
+        headers = {k: (f"Bearer {MASK}" if k == "Authorization" else v) for k, v in self.headers().items()}
         return {"method": method, "url": url, "headers": headers, "json": body}
 
-    def client(self, timeout: float | None = None) -> httpx.Client:
-        timeout = timeout or self.settings.timeout
-        timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
-        return httpx.Client(timeout=timeout, transport=self.transport, follow_redirects=False, verify=_ssl_context())
+    # --- one exchange -----------------------------------------------------------------------------------
 
-    def masked(self, error: BackendError) -> BackendError:
-        """`error` with the API key blanked out: a server may echo the Authorization header in its error body."""
+    @contextmanager
+    def _exchange(self, method: str, path: str, body: dict | None, limits: TimeLimits) -> Iterator[httpx.Response]:
+        """The open response to one request, its status a success; every failure as one BackendError."""
+        url = self.base_url + path
+        left = max(0.01, limits.remaining())
+        # read until the headers: the first-token limit or the deadline; the dict is read again for the body
+        timeout = {"connect": min(CONNECT_TIMEOUT, left), "read": left, "write": left, "pool": left}
+        client = pool.client_for(url)
+        try:
+            request = client.build_request(method, url, json=body, headers=self.headers(), extensions={"timeout": timeout})
+            response = _send(client, request)
+            try:
+                # the body: the watchdog holds the token limits; the read timeout only backs up the deadline
+                timeout["read"] = max(0.01, limits.start + limits.deadline - time.monotonic())
+                with limits.watch(_interrupter(response)):
+                    if response.status_code >= 300:
+                        raw = read_body(response.iter_bytes(), url, limits, MAX_BODY_BYTES)
+                        raise status_error(response, raw, url, self.settings.api_key)
+                    yield response
+            finally:
+                response.close()
+        except httpx.HTTPError as e:
+            if limits.passed() or isinstance(e, httpx.ReadTimeout):
+                raise limits.error(url) from None
+            raise BackendError(connection_message(e, url)) from None
+
+    def request_json(self, method: str, path: str, body: dict | None = None, timeout: float | None = None,
+                     read: Callable[[object], object] | None = None) -> object:
+        """The JSON answer to one request, passed through `read` (which picks out what is wanted: an answer
+        in a shape it cannot read becomes a sentence naming the server and what it sent)."""
+        return self.fetch_json(method, path, body, timeout, read)[0]
+
+    def fetch_json(self, method: str, path: str, body: dict | None = None, timeout: float | None = None,
+                   read: Callable[[object], object] | None = None) -> tuple[object, bool]:
+        """(request_json's answer, whether invalid characters in it were replaced with U+FFFD)."""
+        url = self.base_url + path
         key = self.settings.api_key
-        if key and key in str(error):
-            return BackendError(str(error).replace(key, SECRET_MASK))
-        return error
-
-    def request_json(self, method: str, path: str, body: dict | None = None, timeout: float | None = None) -> object:
+        limits = TimeLimits(timeout or self.settings.timeout, what="request")
         try:
-            return self._request_json(method, path, body, timeout)
+            with self._exchange(method, path, body, limits) as response:
+                raw = read_body(response.iter_bytes(), url, limits, MAX_BODY_BYTES)
+            data, repaired = decode_json(raw, url, key)
+            try:
+                return (read(data) if read else data), repaired
+            except SHAPE_ERRORS:
+                raise misshapen(url, self.label, data, key, what="an answer") from None
         except BackendError as e:
-            raise self.masked(e) from None
+            raise BackendError(mask(str(e), key)) from None
 
-    def _request_json(self, method: str, path: str, body: dict | None, timeout: float | None) -> object:
+    def get_json(self, path: str, read: Callable[[object], object] | None = None) -> object:
+        return self.request_json("GET", path, read=read)
+
+    def post_json(self, path: str, body: dict | None = None, timeout: float | None = None,
+                  read: Callable[[object], object] | None = None) -> object:
+        return self.request_json("POST", path, body, timeout, read)
+
+    def probe(self, path: str) -> object:
+        """GET `path` for auto-detection: its JSON, or None when it answers an error or something not JSON;
+        a server that cannot be reached raises BackendError."""
         url = self.base_url + path
-        with self.client(timeout) as client:
-            try:
-                with client.stream(method, url, json=body, headers=self.headers()) as response:
-                    read_bounded(response, url)
-                    raise_for_status(response, url)
-                    return decode_json(response, url)
-            except httpx.HTTPError as e:
-                raise BackendError(connection_message(e, url)) from None
-
-    def get_json(self, path: str) -> object:
-        return self.request_json("GET", path)
-
-    def post_json(self, path: str, body: dict | None = None, timeout: float | None = None) -> object:
-        return self.request_json("POST", path, body, timeout)
-
-    def post_lines(self, path: str, body: dict, framing: str = "sse") -> Iterator[dict]:
-        """POST `body` and yield each stream event decoded as JSON until [DONE] or EOF.
-
-        framing "sse": server-sent events (`data:` lines, comments and `event:` lines skipped, CRLF or LF);
-        "ndjson": one JSON object per line (Ollama).
-        """
-        url = self.base_url + path
-        size = 0
-        self.saw_done = False
-        with self.client() as client:
-            try:
-                with client.stream("POST", url, json=body, headers=self.headers()) as response:
-                    if response.status_code >= 400:
-                        read_bounded(response, url)
-                        raise_for_status(response, url)
-                    ctype = response.headers.get("content-type", "")
-                    if "text/html" in ctype:
-                        read_bounded(response, url)
-                        decode_json(response, url)
-                    lines = response.iter_lines()
-                    items = sse_events(lines) if framing == "sse" else (line for line in lines if line.strip())
-                    for data in items:
-                        size += len(data)
-                        if size > MAX_OUTPUT_CHARS * 4:
-                            raise BackendError(f"{url} sent more than {MAX_OUTPUT_CHARS:,} characters; stopped reading")
-                        if data.strip() == "[DONE]":
-                            self.saw_done = True
-                            return
-                        try:
-                            event = json.loads(data)
-                        except json.JSONDecodeError:
-                            if data.lstrip().lower().startswith(("<!doctype", "<html")):
-                                raise BackendError(f"{url} sent an HTML page instead of a stream: "
-                                                   "is this the right URL and backend type?") from None
-                            raise BackendError(f"{url} sent a stream event that is not JSON: {data[:200]!r}") from None
-                        if isinstance(event, dict) and (event.get("error") or event.get("object") == "error"):
-                            raise BackendError(f"{url} reported an error mid-stream: {error_text(event)}")
-                        yield event
-            except httpx.HTTPError as e:
-                raise BackendError(connection_message(e, url)) from None
-
-    # --- streaming with abort -------------------------------------------------------------------------
-
-    def stream(self, prompt: str, params: dict) -> Stream:
-        """`generate()`'s events; closing this generator closes the connection and calls the abort endpoint."""
-        inner = self.generate(prompt, params)
-        finished = False
+        limits = TimeLimits(self.settings.timeout, what="request")
         try:
-            try:
-                for event in inner:
-                    if isinstance(event, Completion):
-                        finished = True
-                    yield event
-            except BackendError as e:
-                raise self.masked(e) from None
-        finally:
-            inner.close()  # closes the HTTP connection first: most servers stop on disconnect
-            if not finished:
-                self.abort()
+            with self._exchange("GET", path, None, limits) as response:
+                raw = read_body(response.iter_bytes(), url, limits, MAX_BODY_BYTES)
+        except StatusError:
+            return None
+        try:
+            return loads(decode(raw)[0])[0]
+        except json.JSONDecodeError:
+            return None
+
+    # --- streaming ----------------------------------------------------------------------------------------
+
+    def post_lines(self, path: str, body: dict, turn: Turn) -> Iterator[object]:
+        """POST `body` and yield each stream event (decoded JSON), then DONE if the server sends `[DONE]`."""
+        url = self.base_url + path
+        key = self.settings.api_key
+        with self._exchange("POST", path, body, turn.limits) as response:
+            if "text/html" in response.headers.get("content-type", ""):
+                raise not_a_stream(url, decode(read_body(response.iter_bytes(), url, turn.limits, MAX_BODY_BYTES))[0], key)
+
+            def texts() -> Iterator[str]:
+                for raw in lines(response.iter_bytes(), url, turn.limits, MAX_BODY_BYTES, MAX_OUTPUT_CHARS):
+                    text, invalid = decode(raw)
+                    turn.repaired |= invalid
+                    yield text
+
+            items = sse_events(texts(), url, key) if self.framing == "sse" else (t for t in texts() if t.strip())
+            for data in items:
+                if data.strip() == "[DONE]":
+                    yield DONE
+                    for _ in items:  # read to the end, so the connection can be kept alive
+                        pass
+                    return
+                try:
+                    event, repaired = loads(data)
+                except json.JSONDecodeError:
+                    raise not_json(url, data, key) from None
+                turn.repaired |= repaired
+                if isinstance(event, dict) and (event.get("error") or event.get("object") == "error"):
+                    raise BackendError(f"{url} reported an error mid-stream: {clip(error_text(event), key, DETAIL_CHARS)}")
+                yield event
+
+    def stream_record(self, body: dict) -> dict:
+        return self.record("POST", self.base_url + self.completion_path, body)
+
+    def open_stream(self, body: dict, turn: Turn) -> Iterator[object]:
+        """The server's stream events for `body` (HTTP here; a websocket for webui-legacy)."""
+        return self.post_lines(self.completion_path, body, turn)
 
     def generate(self, prompt: str, params: dict) -> Stream:
+        """The one streaming loop: events in, text deltas out, then the Completion."""
+        body = self.body(prompt, params)
+        request = self.stream_record(body)
+        url = request["url"]
+        limits = self.limits()
+        turn = Turn(url=url, limits=limits, text=TextCollector(url, self.client_stop(body), limits))
+        for event in self.open_stream(body, turn):
+            if event is DONE:
+                turn.done = True
+                continue
+            turn.last = event
+            try:
+                delta = self.read_event(event, turn)
+            except SHAPE_ERRORS:
+                delta = None
+            if not isinstance(delta, str):
+                raise misshapen(url, self.label, event, self.settings.api_key)
+            shown = turn.text.add(delta)
+            if shown:
+                yield shown
+        if not (turn.ended or turn.done or turn.text.trimmed is not None):
+            raise stopped_midway(url, turn.text.text, self.end_marker)
+        tail = turn.text.flush()
+        if tail:
+            yield tail
+        if not turn.usage:
+            try:
+                turn.usage, turn.usage_source = self.count_usage(prompt, turn.text.text)
+            except BackendError as e:  # the text arrived whole; only its counts are missing
+                turn.notes.append(f"no token counts: {e}")
+        turn.reason = normalize_finish(turn.finish)
+        self.conclude(turn, body)
+        if turn.repaired:
+            turn.notes.append(invalid_note(url))
+        if self._address()[1]:
+            turn.notes.append(self._address()[1])
+        yield Completion(text=turn.text.text, finish_reason=turn.reason, finish_raw=turn.finish, usage=turn.usage,
+                         usage_source=turn.usage_source, tokens=turn.tokens if self.settings.probabilities > 0 else None,
+                         request=request, response=turn.final if turn.final is not None else turn.last,
+                         timings=limits.timings(), notes=turn.notes)
+
+    # --- what each type gives -----------------------------------------------------------------------------
+
+    def body(self, prompt: str, params: dict) -> dict:
         raise NotImplementedError
+
+    def read_event(self, event: dict, turn: Turn) -> str:
+        """The text `event` adds; its finish value, counts, probabilities and end go on `turn`."""
+        raise NotImplementedError
+
+    def client_stop(self, body: dict) -> list[str]:
+        """Stop strings the client must cut itself (a server that returns them)."""
+        return []
+
+    def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
+        """(token counts, where they come from) when the stream carried none; never guessed."""
+        return {}, ""
+
+    def conclude(self, turn: Turn, body: dict) -> None:
+        """Adjust the finish reason and add notes once the stream has ended."""
+
+    # --- stopping and status ---------------------------------------------------------------------------
 
     def abort_body(self) -> dict | None:
         return None
@@ -340,208 +565,15 @@ class HttpBackend(Backend):
         if not self.abort_path:
             return
         try:
-            with self.client(ABORT_TIMEOUT) as client:
-                client.post(self.base_url + self.abort_path, json=self.abort_body(), headers=self.headers())
-        except (httpx.HTTPError, BackendError):
+            self.post_json(self.abort_path, self.abort_body(), timeout=ABORT_TIMEOUT)
+        except BackendError:
             pass  # best effort: the connection is closed anyway
 
     def check(self) -> str:
+        note = self._address()[1]
+        return f"{self.status()} ({note})" if note else self.status()
+
+    def status(self) -> str:
         names = self.models()
         listed = f"; models: {', '.join(names)}" if names else ""
         return f"connected to {self.base_url}{listed}"
-
-
-class TextCollector:
-    """The text of a stream, bounded, with the first-token clock and client-side stop trimming."""
-
-    def __init__(self, url: str, stop: list[str] | None = None):
-        self.url = url
-        self.parts: list[str] = []
-        self.size = 0
-        self.clock = Clock()
-        self.stop = [s for s in (stop or []) if s]  # only for servers that return the stop string
-        self.held = ""  # text that might be the start of a stop string
-        self.trimmed: str | None = None  # the stop string that was cut off client-side
-
-    def add(self, delta: str) -> str:
-        """Record `delta`; return the text that can be shown now."""
-        if not delta or self.trimmed is not None:
-            return ""
-        self.clock.tick()
-        self.size += len(delta)
-        if self.size > MAX_OUTPUT_CHARS:
-            raise BackendError(f"{self.url} sent more than {MAX_OUTPUT_CHARS:,} characters; stopped reading")
-        if not self.stop:
-            self.parts.append(delta)
-            return delta
-        buf = self.held + delta
-        hits = [(buf.find(s), s) for s in self.stop if s in buf]
-        if hits:
-            at, word = min(hits)
-            self.trimmed = word
-            self.held = ""
-            out = buf[:at]
-        else:
-            keep = max((k for s in self.stop for k in range(1, len(s)) if buf.endswith(s[:k])), default=0)
-            out, self.held = (buf[:-keep], buf[-keep:]) if keep else (buf, "")
-        self.parts.append(out)
-        return out
-
-    def flush(self) -> str:
-        out, self.held = self.held, ""
-        if out:
-            self.parts.append(out)
-        return out
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-def tokens_from_logprobs(entries: list) -> list[dict]:
-    """llama.cpp's format (Dec 2024+: token/logprob/top_logprobs or prob/top_probs) and its old one
-    (content/probs[tok_str, prob]), and Ollama's, as [{"token", "logprob", "top": [{"token", "logprob"}]}]."""
-    import math
-
-    def lp(item: dict) -> float | None:
-        if "logprob" in item:
-            return item["logprob"]
-        if "prob" in item:
-            return math.log(item["prob"]) if item["prob"] > 0 else float("-inf")
-        return None
-
-    out = []
-    for e in entries or []:
-        if not isinstance(e, dict):
-            continue
-        if "probs" in e and "token" not in e:  # before Dec 2024: {"content": "Blue", "probs": [{"tok_str", "prob"}]}
-            top = [{"token": p.get("tok_str", ""), "logprob": lp(p)} for p in e.get("probs") or []]
-            chosen = next((t["logprob"] for t in top if t["token"] == e.get("content")), None)
-            out.append({"token": e.get("content", ""), "logprob": chosen, "top": top})
-            continue
-        top = e.get("top_logprobs") or e.get("top_probs") or []
-        out.append({"token": e.get("token", ""), "logprob": lp(e),
-                    "top": [{"token": t.get("token", ""), "logprob": lp(t)} for t in top if isinstance(t, dict)]})
-    return out
-
-
-def tokens_from_openai_logprobs(logprobs) -> list[dict]:
-    """OpenAI's legacy shape {tokens, token_logprobs, top_logprobs: [{tok: lp}]}, or llama.cpp's {content: [...]}."""
-    if not isinstance(logprobs, dict):
-        return []
-    if isinstance(logprobs.get("content"), list):
-        return tokens_from_logprobs(logprobs["content"])
-    tokens = logprobs.get("tokens") or []
-    lps = logprobs.get("token_logprobs") or []
-    tops = logprobs.get("top_logprobs") or []
-    out = []
-    for i, tok in enumerate(tokens):
-        top = tops[i] if i < len(tops) and isinstance(tops[i], dict) else {}
-        out.append({"token": tok, "logprob": lps[i] if i < len(lps) else None,
-                    "top": [{"token": t, "logprob": v} for t, v in sorted(top.items(), key=lambda kv: -kv[1])]})
-    return out
-
-
-def read_bounded(response: httpx.Response, url: str) -> None:
-    """Read a (non-stream) body, refusing one larger than MAX_BODY_BYTES."""
-    chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BackendError(f"{url} sent a body larger than {MAX_BODY_BYTES:,} bytes; stopped reading: "
-                               "is this the right URL?")
-        chunks.append(chunk)
-    response._content = b"".join(chunks)
-
-
-def sse_events(lines: Iterator[str]) -> Iterator[str]:
-    """Server-sent events: join `data:` lines per event; skip comments and `event:` lines."""
-    data: list[str] = []
-    for line in lines:
-        line = line.rstrip("\r")
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
-    if data:
-        yield "\n".join(data)
-
-
-def connection_message(exc: httpx.HTTPError, url: str) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        reason = str(exc)
-        if "Name or service not known" in reason or "nodename nor servname" in reason or "getaddrinfo" in reason:
-            return f"cannot resolve the host in {url}: check the backend URL for typos"
-        return f"cannot connect to {url}: is the server running, and is the URL (host and port) right?"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"{url} did not answer in time ({type(exc).__name__}): the server may be busy or stuck; raise the timeout or check the server"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"the connection to {url} broke off mid-response: {exc}; check the server's log"
-    return f"request to {url} failed: {type(exc).__name__}: {exc}"
-
-
-def error_text(body: object) -> str:
-    """The human part of a server's error body, whatever its shape."""
-    if isinstance(body, dict):
-        err = body.get("error", body.get("detail", body))
-        if isinstance(err, dict):
-            return str(err.get("message") or err.get("msg") or json.dumps(err))
-        if isinstance(err, list) and err and isinstance(err[0], dict):  # FastAPI validation errors
-            return "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in err)
-        return str(err)
-    return str(body)
-
-
-def raise_for_status(response: httpx.Response, url: str) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        detail = error_text(response.json())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        text = response.text.strip()
-        if text.lower().startswith(("<!doctype", "<html")):
-            title = text.lower().find("<title>")
-            detail = "an HTML page" + (f" ({text[title + 7:text.lower().find('</title>')].strip()[:80]})"
-                                        if title >= 0 and "</title>" in text.lower() else "")
-        else:
-            detail = text[:300] or response.reason_phrase
-    if len(detail) > 400:
-        detail = detail[:400] + "…"
-    hint = ""
-    if response.status_code == 404:
-        hint = " (is this the right backend type, and is the URL the server's address without an API path?)"
-        if "/v1/v1" in url or "/api/api" in url:
-            hint = " (the API path is doubled: give the server's address without /v1 or /api)"
-    elif response.status_code in (401, 403):
-        hint = " (check the API key)"
-    raise BackendError(f"{url} answered HTTP {response.status_code}: {detail}{hint}")
-
-
-def decode_json(response: httpx.Response, url: str) -> object:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        kind = "an HTML page" if response.text.lstrip().lower().startswith(("<!doctype", "<html")) else "something that is not JSON"
-        raise BackendError(f"{url} sent {kind} instead of JSON: is this the right URL and backend type?") from None
-
-
-def stopped_midway(url: str, received: str, marker: str) -> BackendError:
-    return BackendError(f"the stream from {url} stopped mid-way ({len(received):,} characters received, no {marker}): "
-                        "the server may have crashed, run out of memory or been restarted; check its log")
-
-
-class Clock:
-    """Times a stream: first token and total, in seconds."""
-
-    def __init__(self):
-        self.start = time.perf_counter()
-        self.first: float | None = None
-
-    def tick(self) -> None:
-        if self.first is None:
-            self.first = time.perf_counter() - self.start
-
-    def timings(self) -> dict:
-        return {"first_token": self.first, "total": time.perf_counter() - self.start}

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from core import userdir
 
-from .base import Backend, BackendError, Clock, Completion, Settings, Stream, normalize_finish, tokens_from_openai_logprobs
+from .base import Backend, BackendError, Completion, Settings, Stream, normalize_finish
+from .limits import TimeLimits
+from .logprobs import tokens_from_openai_logprobs
 
 N_CTX = 4096
 DEFAULT_MAX_MODELS = 2
@@ -236,6 +238,9 @@ class Embedded(Backend):
         "repetition_penalty": "repeat_penalty",
         "presence_penalty": "presence_penalty",
         "frequency_penalty": "frequency_penalty",
+        "mirostat_mode": "mirostat_mode",
+        "mirostat_tau": "mirostat_tau",
+        "mirostat_eta": "mirostat_eta",
         "seed": "seed",
         "stop": "stop",
         "grammar": "grammar",
@@ -284,11 +289,10 @@ class Embedded(Backend):
             raise BackendError(f"llama.cpp could not compile the {what}: {e}") from None
         return call
 
-    def stream(self, prompt: str, params: dict) -> Stream:
+    def generate(self, prompt: str, params: dict) -> Stream:
         args = self.arguments(prompt, params)
         request = {"method": "embedded", "model": self.path, "call": "llama_cpp.Llama.create_completion", "json": args}
-        self.last_request = request
-        clock = Clock()
+        clock = TimeLimits(float("inf"))  # the timings only: no network to wait on, and closing the stream stops it
         call = self.grammar(args)
         tokens: list = []
         with _using(self.path, logits_all="logprobs" in args) as llm, _run_lock:
@@ -300,7 +304,7 @@ class Embedded(Backend):
                     last = chunk
                     choice = chunk["choices"][0]
                     if choice.get("text"):
-                        clock.tick()
+                        clock.token()
                         text.append(choice["text"])
                         yield choice["text"]
                     if choice.get("logprobs"):
@@ -327,7 +331,7 @@ class Embedded(Backend):
                 "chat_template": meta.get("tokenizer.chat_template") or None,
                 "source": f"GGUF metadata of {os.path.basename(self.path)}"}
 
-    def check(self) -> str:
+    def status(self) -> str:
         with _using(self.path) as llm:
             name = llm.metadata.get("general.name") or os.path.basename(self.path)
         return f"embedded model loaded: {name} ({os.path.basename(self.path)}, context {N_CTX} tokens)"

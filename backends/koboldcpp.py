@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from .base import (BackendError, Completion, HttpBackend, Stream, TextCollector, merge, map_params,
-                   normalize_finish, stopped_midway)
+from .base import BackendError, HttpBackend, Turn, merge, map_params
 
 
 class KoboldCpp(HttpBackend):
@@ -20,6 +19,7 @@ class KoboldCpp(HttpBackend):
     default_url = "http://127.0.0.1:5001"
     completion_path = "/api/extra/generate/stream"
     abort_path = "/api/extra/abort"
+    end_marker = "finish_reason"
     params = {
         "max_new_tokens": "max_length",
         "temperature": "temperature",
@@ -29,6 +29,9 @@ class KoboldCpp(HttpBackend):
         "typical_p": "typical",
         "repetition_penalty": "rep_pen",
         "presence_penalty": "presence_penalty",
+        "mirostat_mode": "mirostat",
+        "mirostat_tau": "mirostat_tau",
+        "mirostat_eta": "mirostat_eta",
         "seed": "sampler_seed",
         "stop": "stop_sequence",
         "grammar": "grammar",
@@ -45,71 +48,58 @@ class KoboldCpp(HttpBackend):
         merge(body, self.settings.extra)
         return body
 
-    def generate(self, prompt: str, params: dict) -> Stream:
-        body = self.body(prompt, params)
-        url = self.base_url + self.completion_path
-        out = TextCollector(url, stop=body.get("stop_sequence") or [])
-        self.last_request = self.record("POST", url, body)
-        finish, last = None, None
-        for event in self.post_lines(self.completion_path, body):
-            last = event
-            shown = out.add(event.get("token") or "")
-            if shown:
-                yield shown
-            if event.get("finish_reason") not in (None, "null"):
-                finish = event["finish_reason"]  # then EOF
-        if finish is None and out.trimmed is None:
-            raise stopped_midway(url, out.text, "finish_reason")
-        tail = out.flush()
-        if tail:
-            yield tail
-        notes = []
-        normalized = normalize_finish(finish)
-        if out.trimmed is not None:
+    def client_stop(self, body: dict) -> list[str]:
+        return body.get("stop_sequence") or []
+
+    def read_event(self, event: dict, turn: Turn) -> str:
+        if event.get("finish_reason") not in (None, "null"):
+            turn.finish, turn.ended = event["finish_reason"], True  # then EOF
+        return event["token"]  # every event has it (a separate final one "")
+
+    def conclude(self, turn: Turn, body: dict) -> None:
+        if turn.text.trimmed is not None:
             # a custom stop string reports "length" in KoboldCpp's 2024 code; the text says otherwise
-            normalized = "stop"
-            notes.append(f"the stop string {out.trimmed!r} was cut off client-side (KoboldCpp returns it "
-                         "unless trim_stop is honoured)")
-        usage = self.count_usage(prompt, out.text)
-        yield Completion(text=out.text, finish_reason=normalized, finish_raw=finish, usage=usage,
-                         usage_source="/api/extra/tokencount", request=self.record("POST", url, body),
-                         response=last, timings=out.clock.timings(), notes=notes)
+            turn.reason = "stop"
+            turn.notes.append(f"the stop string {turn.text.trimmed!r} was cut off client-side (KoboldCpp returns it "
+                              "unless trim_stop is honoured)")
 
     def abort_body(self) -> dict:
         return {"genkey": self.genkey}
 
-    def token_ids(self, text: str) -> list[int]:
-        data = self.post_json("/api/extra/tokencount", {"prompt": text, "special": True})
-        if data.get("value", 0) < 0:
+    def _count(self, text: str) -> dict:
+        data = self.post_json("/api/extra/tokencount", {"prompt": text, "special": True},
+                              read=lambda data: {"value": data.get("value", 0), "ids": list(data.get("ids") or [])})
+        if not isinstance(data["value"], int) or data["value"] < 0:
             raise BackendError(f"{self.base_url}/api/extra/tokencount could not count the tokens")
-        return data.get("ids") or []
+        return data
 
-    def count_usage(self, prompt: str, text: str) -> dict:
-        counts = [self.post_json("/api/extra/tokencount", {"prompt": t, "special": True}).get("value")
-                  for t in (prompt, text)]
-        return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}
+    def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
+        counts = [self._count(t)["value"] for t in (prompt, text)]
+        return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/api/extra/tokencount"
 
     def tokenize(self, text: str) -> list[dict]:
-        ids = self.token_ids(text)
+        ids = self._count(text)["ids"]
         pieces: list = []
         try:
             for i in ids[:512]:
-                pieces.append(self.post_json("/api/extra/detokenize", {"ids": [i]}).get("result"))
+                pieces.append(self.post_json("/api/extra/detokenize", {"ids": [i]}, read=lambda data: data.get("result")))
         except BackendError:  # builds before /api/extra/detokenize: ids only
             pieces = []
         return [{"id": i, "piece": pieces[n] if n < len(pieces) else None} for n, i in enumerate(ids)]
 
+    def model_name_on_server(self) -> str:
+        return self.get_json("/api/v1/model", read=lambda data: data.get("result"))
+
     def model_info(self) -> dict:
-        name = self.get_json("/api/v1/model").get("result")
+        name = self.model_name_on_server()
         template = None
         try:
-            template = self.get_json("/props").get("chat_template") or None  # newer builds only
+            template = self.get_json("/props", read=lambda data: data.get("chat_template") or None)  # newer builds only
         except BackendError:
             pass
         return {"name": name, "chat_template": template,
                 "source": "KoboldCpp /props" if template else "KoboldCpp /api/v1/model (no template in this build)"}
 
-    def check(self) -> str:
-        version = self.get_json("/api/extra/version")
-        name = self.get_json("/api/v1/model").get("result")
-        return f"connected to {self.base_url}: KoboldCpp {version.get('version', '?')}; model: {name}"
+    def status(self) -> str:
+        version = self.get_json("/api/extra/version", read=lambda data: data.get("version", "?"))
+        return f"connected to {self.base_url}: KoboldCpp {version}; model: {self.model_name_on_server()}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from .base import (Completion, HttpBackend, Stream, TextCollector, merge, map_params, normalize_finish,
-                   stopped_midway, tokens_from_logprobs)
+from .base import HttpBackend, Turn, merge, map_params
+from .logprobs import tokens_from_logprobs
 
 
 def _stop_type(event: dict) -> str | None:
@@ -19,11 +19,32 @@ def _stop_type(event: dict) -> str | None:
     return None
 
 
+def _piece(token) -> dict:
+    """One /tokenize entry ({"id", "piece"} with pieces asked for, else a bare id) as {"id", "piece"}."""
+    if not isinstance(token, dict):
+        return {"id": token, "piece": None}
+    piece = token.get("piece")
+    if isinstance(piece, list):  # bytes that are not valid UTF-8 on their own (part of a character)
+        try:
+            piece = bytes(piece).decode("utf-8")
+        except UnicodeDecodeError:
+            piece = "".join(f"<0x{b:02X}>" for b in piece)
+    return {"id": token.get("id"), "piece": piece}
+
+
+def _model_info(props: dict) -> dict:
+    path = props.get("model_path") or ""
+    alias = props.get("model_alias") or ""
+    name = alias if alias and alias != path else os.path.basename(path) or alias or None
+    return {"name": name, "chat_template": props.get("chat_template") or None, "source": "llama.cpp /props"}
+
+
 class LlamaCpp(HttpBackend):
     type = "llamacpp"
     label = "llama.cpp llama-server (native /completion)"
     default_url = "http://127.0.0.1:8080"
     completion_path = "/completion"
+    end_marker = '"stop": true event'
     params = {
         "max_new_tokens": "n_predict",
         "temperature": "temperature",
@@ -34,6 +55,9 @@ class LlamaCpp(HttpBackend):
         "repetition_penalty": "repeat_penalty",
         "presence_penalty": "presence_penalty",
         "frequency_penalty": "frequency_penalty",
+        "mirostat_mode": "mirostat",
+        "mirostat_tau": "mirostat_tau",
+        "mirostat_eta": "mirostat_eta",
         "seed": "seed",
         "stop": "stop",
         "grammar": "grammar",
@@ -52,66 +76,30 @@ class LlamaCpp(HttpBackend):
         body["stream"] = True
         return body
 
-    def generate(self, prompt: str, params: dict) -> Stream:
-        body = self.body(prompt, params)
-        url = self.base_url + self.completion_path
-        out = TextCollector(url)
-        self.last_request = self.record("POST", url, body)
-        tokens, final = [], None
-        for event in self.post_lines(self.completion_path, body):
-            shown = out.add(event.get("content") or "")
-            if shown:
-                yield shown
-            tokens.extend(tokens_from_logprobs(event.get("completion_probabilities") or []))
-            if event.get("stop"):
-                final = event
-                break
-        if final is None:
-            raise stopped_midway(url, out.text, '"stop": true event')
-        raw = _stop_type(final)
-        usage = {"prompt_tokens": final.get("tokens_evaluated"), "completion_tokens": final.get("tokens_predicted")}
-        yield Completion(text=out.text, finish_reason=normalize_finish(raw), finish_raw=raw, usage=usage,
-                         usage_source="server", tokens=tokens if self.settings.probabilities > 0 else None,
-                         request=self.record("POST", url, body), response=final, timings=out.clock.timings())
+    def read_event(self, event: dict, turn: Turn) -> str:
+        turn.tokens.extend(tokens_from_logprobs(event.get("completion_probabilities") or []))
+        if event.get("stop"):
+            turn.final, turn.ended, turn.finish = event, True, _stop_type(event)
+            turn.usage = {"prompt_tokens": event.get("tokens_evaluated"), "completion_tokens": event.get("tokens_predicted")}
+            turn.usage_source = "server"
+        return event["content"]  # every event has it (the final one "")
 
     def tokenize(self, text: str) -> list[dict]:
-        data = self.post_json("/tokenize", {"content": text, "add_special": False, "parse_special": True,
-                                            "with_pieces": True})
-        out = []
-        for t in data.get("tokens") or []:
-            if isinstance(t, dict):
-                piece = t.get("piece")
-                if isinstance(piece, list):  # bytes that are not valid UTF-8 on their own (part of a character)
-                    try:
-                        piece = bytes(piece).decode("utf-8")
-                    except UnicodeDecodeError:
-                        piece = "".join(f"<0x{b:02X}>" for b in piece)
-                out.append({"id": t.get("id"), "piece": piece})
-            else:
-                out.append({"id": t, "piece": None})
-        return out
-
-    def props(self) -> dict:
-        data = self.get_json("/props")
-        return data if isinstance(data, dict) else {}
+        return self.post_json("/tokenize", {"content": text, "add_special": False, "parse_special": True,
+                                            "with_pieces": True}, read=lambda data: [_piece(t) for t in data.get("tokens") or []])
 
     def model_info(self) -> dict:
-        props = self.props()
-        path = props.get("model_path") or ""
-        alias = props.get("model_alias") or ""
-        name = alias if alias and alias != path else os.path.basename(path) or alias or None
-        return {"name": name, "chat_template": props.get("chat_template") or None, "source": "llama.cpp /props"}
+        return self.get_json("/props", read=_model_info)
 
     def apply_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         """The server's own rendering of `messages` with the model's chat template (no inference)."""
-        data = self.post_json("/apply-template", {"messages": messages, "add_generation_prompt": add_generation_prompt})
-        return data.get("prompt", "")
+        return self.post_json("/apply-template", {"messages": messages, "add_generation_prompt": add_generation_prompt},
+                              read=lambda data: str(data.get("prompt", "")))
 
     def models(self) -> list[str]:
-        data = self.get_json("/v1/models")
-        return [m.get("id", "") for m in data.get("data", [])] if isinstance(data, dict) else []
+        return self.get_json("/v1/models", read=lambda data: [m.get("id", "") for m in data.get("data", [])])
 
-    def check(self) -> str:
+    def status(self) -> str:
         self.get_json("/health")
         info = self.model_info()
         return f"connected to {self.base_url}; model: {info['name']}"

@@ -3,8 +3,8 @@ by default), the last object has `"done": true`; models from `/api/tags`, the te
 
 from __future__ import annotations
 
-from .base import (BackendError, Completion, HttpBackend, Stream, TextCollector, merge, map_params,
-                   normalize_finish, stopped_midway, tokens_from_logprobs)
+from .base import BackendError, HttpBackend, Turn, merge, map_params
+from .logprobs import tokens_from_logprobs
 
 
 class Ollama(HttpBackend):
@@ -12,6 +12,8 @@ class Ollama(HttpBackend):
     label = "Ollama (/api/generate, raw)"
     default_url = "http://127.0.0.1:11434"
     completion_path = "/api/generate"
+    framing = "ndjson"
+    end_marker = '"done": true object'
     params = {
         "max_new_tokens": "options.num_predict",
         "temperature": "options.temperature",
@@ -22,6 +24,10 @@ class Ollama(HttpBackend):
         "repetition_penalty": "options.repeat_penalty",
         "presence_penalty": "options.presence_penalty",
         "frequency_penalty": "options.frequency_penalty",
+        # read by Ollama before v0.6.9; later builds log unknown options and ignore them
+        "mirostat_mode": "options.mirostat",
+        "mirostat_tau": "options.mirostat_tau",
+        "mirostat_eta": "options.mirostat_eta",
         "seed": "options.seed",
         "stop": "options.stop",
         "json_schema": "format",
@@ -51,42 +57,27 @@ class Ollama(HttpBackend):
         body["stream"] = True
         return body
 
-    def generate(self, prompt: str, params: dict) -> Stream:
-        body = self.body(prompt, params)
-        url = self.base_url + self.completion_path
-        out = TextCollector(url)
-        self.last_request = self.record("POST", url, body)
-        tokens, final = [], None
-        for event in self.post_lines(self.completion_path, body, framing="ndjson"):
-            shown = out.add(event.get("response") or "")
-            if shown:
-                yield shown
-            tokens.extend(tokens_from_logprobs(event.get("logprobs") or []))
-            if event.get("done"):
-                final = event
-                break
-        if final is None:
-            raise stopped_midway(url, out.text, '"done": true object')
-        raw = final.get("done_reason")
-        usage = {"prompt_tokens": final.get("prompt_eval_count"), "completion_tokens": final.get("eval_count")}
-        notes = []
-        if usage["prompt_tokens"] is None:
-            notes.append("Ollama left out prompt_eval_count (the prompt was cached); it has no tokenizer endpoint")
-        yield Completion(text=out.text, finish_reason=normalize_finish(raw), finish_raw=raw, usage=usage,
-                         usage_source="server", tokens=tokens if self.settings.probabilities > 0 else None,
-                         request=self.record("POST", url, body), response=final, timings=out.clock.timings(),
-                         notes=notes)
+    def read_event(self, event: dict, turn: Turn) -> str:
+        turn.tokens.extend(tokens_from_logprobs(event.get("logprobs") or []))
+        if event.get("done"):
+            turn.final, turn.ended, turn.finish = event, True, event.get("done_reason")
+            turn.usage = {"prompt_tokens": event.get("prompt_eval_count"), "completion_tokens": event.get("eval_count")}
+            turn.usage_source = "server"
+        return event["response"]  # every object has it (the final one "")
+
+    def conclude(self, turn: Turn, body: dict) -> None:
+        if turn.usage.get("prompt_tokens") is None:
+            turn.notes.append("Ollama left out prompt_eval_count (the prompt was cached); it has no tokenizer endpoint")
 
     def models(self) -> list[str]:
-        data = self.get_json("/api/tags")
-        return [m.get("name") or m.get("model", "") for m in data.get("models", [])] if isinstance(data, dict) else []
+        return self.get_json("/api/tags", read=lambda data: [m.get("name") or m.get("model", "") for m in data.get("models", [])])
 
     def model_info(self) -> dict:
         name = self.model_name()
-        data = self.post_json("/api/show", {"model": name})
-        return {"name": name, "chat_template": data.get("template") or None, "source": "ollama (Go template)"}
+        template = self.post_json("/api/show", {"model": name}, read=lambda data: data.get("template") or None)
+        return {"name": name, "chat_template": template, "source": "ollama (Go template)"}
 
-    def check(self) -> str:
-        version = self.get_json("/api/version").get("version", "?")
+    def status(self) -> str:
+        version = self.get_json("/api/version", read=lambda data: data.get("version", "?"))
         names = self.models()
         return f"connected to {self.base_url}: Ollama {version}; models: {', '.join(names) or 'none installed'}"

@@ -7,8 +7,8 @@ ignored in the page and can still be sent through the extra-fields object.
 
 from __future__ import annotations
 
-from .base import (BackendError, Completion, HttpBackend, Stream, TextCollector, merge, map_params,
-                   normalize_finish, stopped_midway, tokens_from_openai_logprobs)
+from .base import BackendError, HttpBackend, Turn, merge, map_params
+from .logprobs import tokens_from_openai_logprobs
 
 OPENAI_PARAMS = {
     "max_new_tokens": "max_tokens",
@@ -29,6 +29,7 @@ class OpenAICompletions(HttpBackend):
     params = OPENAI_PARAMS
     caps = {"usage": "server (usage)", "probabilities": True, "model_list": True}
     needs_model = False  # vLLM needs the served name; most others accept anything
+    end_marker = "finish_reason or [DONE]"
 
     def body(self, prompt: str, params: dict) -> dict:
         body = {"model": self.model_name(), "prompt": prompt, **map_params(self.params, params)}
@@ -57,45 +58,26 @@ class OpenAICompletions(HttpBackend):
             raise BackendError(f"{self.base_url} lists no models: load one on the server, or set the model name")
         raise BackendError(f"{self.base_url} serves several models ({', '.join(names[:10])}): choose one in the model field")
 
-    def generate(self, prompt: str, params: dict) -> Stream:
-        body = self.body(prompt, params)
-        url = self.base_url + self.completion_path
-        out = TextCollector(url)
-        self.last_request = self.record("POST", url, body)
-        finish, usage, last, tokens, ended = None, {}, None, [], False
-        for event in self.post_lines(self.completion_path, body):
-            last = event
-            if event.get("usage"):
-                usage = {k: event["usage"].get(k) for k in ("prompt_tokens", "completion_tokens")}
-            for choice in event.get("choices") or []:
-                shown = out.add(choice.get("text") or "")
-                if shown:
-                    yield shown
-                if choice.get("logprobs"):
-                    tokens.extend(tokens_from_openai_logprobs(choice["logprobs"]))
-                if choice.get("finish_reason") not in (None, "null"):
-                    finish, ended = choice["finish_reason"], True
-        notes = []
-        if not ended and not self.saw_done:  # EOF with neither a finish_reason nor [DONE]: the stream broke off
-            raise stopped_midway(url, out.text, "finish_reason or [DONE]")
-        if not ended:
-            notes.append(f"{url} ended the stream with [DONE] but no finish_reason: the generation may have been "
-                         "interrupted (llama_cpp.server interrupts a stream when another request arrives)")
-        source = "server" if usage else ""
-        if not usage:
-            usage, source = self.count_usage(prompt, out.text)
-        yield Completion(text=out.text, finish_reason=normalize_finish(finish), finish_raw=finish, usage=usage,
-                         usage_source=source, tokens=tokens if self.settings.probabilities > 0 else None,
-                         request=self.record("POST", url, body), response=last, timings=out.clock.timings(),
-                         notes=notes)
+    def read_event(self, event: dict, turn: Turn) -> str:
+        if event.get("usage"):
+            turn.usage = {k: event["usage"].get(k) for k in ("prompt_tokens", "completion_tokens")}
+            turn.usage_source = "server"
+        text = ""
+        for choice in event["choices"] or []:  # every chunk has it (the usage chunk [])
+            text += choice.get("text") or ""
+            if choice.get("logprobs"):
+                turn.tokens.extend(tokens_from_openai_logprobs(choice["logprobs"]))
+            if choice.get("finish_reason") not in (None, "null"):
+                turn.finish, turn.ended = choice["finish_reason"], True
+        return text
 
-    def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
-        """Token counts from the server's tokenizer when the stream had no usage; never guessed."""
-        return {}, ""
+    def conclude(self, turn: Turn, body: dict) -> None:
+        if not turn.ended:
+            turn.notes.append(f"{turn.url} ended the stream with [DONE] but no finish_reason: the generation may have "
+                              "been interrupted (llama_cpp.server interrupts a stream when another request arrives)")
 
     def models(self) -> list[str]:
-        data = self.get_json("/v1/models")
-        return [m.get("id", "") for m in data.get("data", [])] if isinstance(data, dict) else []
+        return self.get_json("/v1/models", read=lambda data: [m.get("id", "") for m in data.get("data", [])])
 
 
 class LMStudio(OpenAICompletions):
@@ -126,16 +108,18 @@ class VLLM(OpenAICompletions):
         return body
 
     def tokenize(self, text: str) -> list[dict]:
-        data = self.post_json("/tokenize", {"model": self.model_name(), "prompt": text, "add_special_tokens": False,
-                                            "return_token_strs": True})
-        ids = data.get("tokens") or []
-        strs = data.get("token_strs") or [None] * len(ids)
-        return [{"id": i, "piece": p} for i, p in zip(ids, strs, strict=False)]
+        def pieces(data: dict) -> list[dict]:
+            ids = list(data.get("tokens") or [])
+            strs = list(data.get("token_strs") or [None] * len(ids))
+            return [{"id": i, "piece": p} for i, p in zip(ids, strs, strict=False)]
+
+        return self.post_json("/tokenize", {"model": self.model_name(), "prompt": text, "add_special_tokens": False,
+                                            "return_token_strs": True}, read=pieces)
 
     def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
         model = self.model_name()
-        counts = [self.post_json("/tokenize", {"model": model, "prompt": t, "add_special_tokens": add}).get("count")
-                  for t, add in ((prompt, True), (text, False))]
+        counts = [self.post_json("/tokenize", {"model": model, "prompt": t, "add_special_tokens": add},
+                                 read=lambda data: data.get("count")) for t, add in ((prompt, True), (text, False))]
         return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/tokenize"
 
 
@@ -147,24 +131,27 @@ class WebUI(OpenAICompletions):
     default_url = "http://127.0.0.1:5000"
     abort_path = "/v1/internal/stop-generation"
     params = {**OPENAI_PARAMS, "top_k": "top_k", "min_p": "min_p", "typical_p": "typical_p",
-              "repetition_penalty": "repetition_penalty", "grammar": "grammar_string"}
+              "repetition_penalty": "repetition_penalty", "mirostat_mode": "mirostat_mode",
+              "mirostat_tau": "mirostat_tau", "mirostat_eta": "mirostat_eta", "grammar": "grammar_string"}
     caps = {**OpenAICompletions.caps, "abort": "close + /v1/internal/stop-generation",
             "usage": "server (usage); else /v1/internal/token-count", "tokenize": True, "model_list": False}
 
     def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
-        counts = [self.post_json("/v1/internal/token-count", {"text": t}).get("length") for t in (prompt, text)]
+        counts = [self.post_json("/v1/internal/token-count", {"text": t}, read=lambda data: data.get("length"))
+                  for t in (prompt, text)]
         return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/v1/internal/token-count"
 
     def tokenize(self, text: str) -> list[dict]:
-        ids = self.post_json("/v1/internal/encode", {"text": text}).get("tokens") or []
-        pieces = [self.post_json("/v1/internal/decode", {"tokens": [i]}).get("text") for i in ids[:512]]
+        ids = self.post_json("/v1/internal/encode", {"text": text}, read=lambda data: list(data.get("tokens") or []))
+        pieces = [self.post_json("/v1/internal/decode", {"tokens": [i]}, read=lambda data: data.get("text"))
+                  for i in ids[:512]]
         return [{"id": i, "piece": pieces[n] if n < len(pieces) else None} for n, i in enumerate(ids)]
 
     def model_info(self) -> dict:
-        data = self.get_json("/v1/internal/model/info")
-        return {"name": data.get("model_name"), "chat_template": None,
+        name = self.get_json("/v1/internal/model/info", read=lambda data: data.get("model_name"))
+        return {"name": name, "chat_template": None,
                 "source": "text-generation-webui /v1/internal/model/info (no template endpoint)"}
 
-    def check(self) -> str:
+    def status(self) -> str:
         name = self.model_info()["name"]
         return f"connected to {self.base_url}; model: {name or 'none loaded'}"

@@ -1,17 +1,28 @@
 """`webui-legacy`: text-generation-webui's API before Nov 2023. Blocking `POST /api/v1/generate` on
-port 5000; streaming over a websocket on port 5005 (`/api/v1/stream`): send the request JSON as one
-text frame, receive `{"event": "text_stream", "text": delta}` frames, then `{"event": "stream_end"}`.
-No usage and no finish reason: counts come from `/api/v1/token-count`."""
+port 5000 (`{"results": [{"text": ...}]}`); streaming over a websocket on another port (5005 by
+default, `/api/v1/stream`): send the request JSON as one text frame, receive
+`{"event": "text_stream", "text": delta}` frames, then `{"event": "stream_end"}`. No usage and no
+finish reason: counts come from `/api/v1/token-count`.
+
+A non-streamed generation uses the blocking call (no websocket needed, as MemGPT's client did); a
+stream whose websocket cannot be opened falls back to it, with a note."""
 
 from __future__ import annotations
 
 import json
+from typing import Iterator
 from urllib.parse import urlsplit
 
-from .base import (BackendError, Completion, HttpBackend, SECRET_MASK, Stream, TextCollector, check_allowed,
-                   merge, map_params, stopped_midway)
+from .base import (CONNECT_TIMEOUT, MAX_BODY_BYTES, Completion, HttpBackend, Stream, Turn,
+                   check_allowed, merge, map_params)
+from .masking import MASK
+from .wire import invalid_note, loads, not_json
 
-STREAM_PORT = 5005
+NO_FINISH = "the legacy API reports no finish reason: inferred from the token count"
+
+
+class _Refused(Exception):
+    """The websocket could not be opened (nothing listening, or not a websocket there)."""
 
 
 class WebUILegacy(HttpBackend):
@@ -20,6 +31,7 @@ class WebUILegacy(HttpBackend):
     default_url = "http://127.0.0.1:5000"
     completion_path = "/api/v1/generate"
     abort_path = "/api/v1/stop-stream"
+    end_marker = "stream_end event"
     params = {
         "max_new_tokens": "max_new_tokens",
         "temperature": "temperature",
@@ -30,6 +42,9 @@ class WebUILegacy(HttpBackend):
         "repetition_penalty": "repetition_penalty",
         "presence_penalty": "presence_penalty",
         "frequency_penalty": "frequency_penalty",
+        "mirostat_mode": "mirostat_mode",
+        "mirostat_tau": "mirostat_tau",
+        "mirostat_eta": "mirostat_eta",
         "seed": "seed",
         "stop": "stopping_strings",
         "grammar": "grammar_string",
@@ -38,17 +53,11 @@ class WebUILegacy(HttpBackend):
 
     @property
     def stream_url(self) -> str:
-        if self.settings.stream_url:
-            url = self.settings.stream_url.rstrip("/")
-            if not url.startswith(("ws://", "wss://")):
-                raise BackendError(f"the streaming URL '{url}' must start with ws:// or wss://")
-        else:
-            parts = urlsplit(self.base_url)
-            scheme = "wss" if parts.scheme == "https" else "ws"
-            url = f"{scheme}://{parts.hostname}:{STREAM_PORT}"
-        for suffix in ("/api/v1/stream", "/api"):
-            if url.endswith(suffix):
-                url = url[: -len(suffix)]
+        """The websocket: the URL's host, the streaming port (Settings.legacy_stream_port)."""
+        parts = urlsplit(self.base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        url = f"{scheme}://{host}:{self.settings.legacy_stream_port}"
         check_allowed(url)
         return url + "/api/v1/stream"
 
@@ -57,71 +66,104 @@ class WebUILegacy(HttpBackend):
         merge(body, self.settings.extra)
         return body
 
-    def generate(self, prompt: str, params: dict) -> Stream:
-        from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+    # --- streaming: the websocket, or the blocking call when it cannot be opened ------------------------
+
+    def stream_record(self, body: dict) -> dict:
+        headers = {"Authorization": f"Bearer {MASK}"} if self.settings.api_key else {}
+        return {"method": "WEBSOCKET", "url": self.stream_url, "headers": headers, "json": body}
+
+    def open_stream(self, body: dict, turn: Turn) -> Iterator[object]:
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
         from websockets.sync.client import connect
 
-        body = self.body(prompt, params)
-        url = self.stream_url
-        out = TextCollector(url)
-        last, ended = None, False
-        headers = {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else None
-        record = {"method": "WEBSOCKET", "url": url,
-                  "headers": {"Authorization": f"Bearer {SECRET_MASK}"} if headers else {}, "json": body}
-        self.last_request = record
+        url, key = turn.url, self.settings.api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else None
         try:
-            with connect(url, open_timeout=min(10.0, self.settings.timeout), additional_headers=headers,
-                         max_size=2**24) as ws:
-                ws.send(json.dumps(body))
-                while True:
-                    try:
-                        frame = ws.recv(timeout=self.settings.timeout)
-                    except TimeoutError:
-                        raise BackendError(f"{url} did not answer in time: the server may be busy or stuck; "
-                                           "raise the timeout or check the server") from None
-                    try:
-                        event = json.loads(frame)
-                    except (json.JSONDecodeError, TypeError):
-                        raise BackendError(f"{url} sent a frame that is not JSON: {str(frame)[:200]!r}") from None
-                    last = event
-                    if event.get("event") == "text_stream":
-                        shown = out.add(event.get("text") or "")
-                        if shown:
-                            yield shown
-                    elif event.get("event") == "stream_end":
-                        ended = True
-                        break
-        except ConnectionClosed:
-            pass  # judged below: without stream_end the stream stopped mid-way
-        except (InvalidStatus, InvalidURI) as e:
-            raise BackendError(f"{url} refused the websocket ({e}): is the legacy API (--api) enabled, and is "
-                               "this its streaming port (5005)?") from None
-        except OSError as e:
-            if "Name or service not known" in str(e) or "getaddrinfo" in str(e):
-                raise BackendError(f"cannot resolve the host in {url}: check the backend URL for typos") from None
-            raise BackendError(f"cannot connect to {url}: is the server running with --api, and is the streaming "
-                               f"port right? ({e.strerror or e})") from None
-        if not ended:
-            raise stopped_midway(url, out.text, "stream_end event")
-        usage = self.count_usage(prompt, out.text)
-        # the server reports no finish reason; its own token count tells a full budget from an early stop
-        limit = body.get("max_new_tokens")
-        finish = "length" if limit and usage["completion_tokens"] is not None and usage["completion_tokens"] >= limit else "stop"
-        yield Completion(text=out.text, finish_reason=finish, finish_raw=None, usage=usage,
-                         usage_source="/api/v1/token-count", request=record, response=last,
-                         timings=out.clock.timings(),
-                         notes=["the legacy API reports no finish reason: inferred from the token count"])
+            ws = connect(url, open_timeout=min(CONNECT_TIMEOUT, turn.limits.remaining()), additional_headers=headers,
+                         max_size=MAX_BODY_BYTES)
+        except (InvalidHandshake, InvalidURI) as e:
+            raise _Refused(f"{url} refused the websocket ({e})") from None
+        except OSError as e:  # refused, unreachable, or no handshake in time (TimeoutError)
+            raise _Refused(f"cannot open the websocket {url} ({getattr(e, 'strerror', None) or e})") from None
+        with ws:
+            ws.send(json.dumps(body))
+            while True:
+                try:
+                    frame = ws.recv(timeout=turn.limits.remaining())
+                except TimeoutError:
+                    raise turn.limits.error(url) from None
+                except ConnectionClosed:
+                    return  # without stream_end: the loop says it stopped mid-way
+                if not isinstance(frame, str):
+                    raise not_json(url, repr(frame), key, what="a frame")
+                try:
+                    event, repaired = loads(frame)
+                except json.JSONDecodeError:
+                    raise not_json(url, frame, key, what="a frame") from None
+                turn.repaired |= repaired
+                yield event
+                if isinstance(event, dict) and event.get("event") == "stream_end":
+                    return  # the socket loops for more requests: this one is over
 
-    def count_usage(self, prompt: str, text: str) -> dict:
-        counts = []
-        for t in (prompt, text):
-            results = self.post_json("/api/v1/token-count", {"prompt": t}).get("results") or [{}]
-            counts.append(results[0].get("tokens"))
-        return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}
+    def read_event(self, event: dict, turn: Turn) -> str | None:
+        kind = event["event"]
+        if kind == "stream_end":
+            turn.ended = True
+            return ""
+        return event["text"] if kind == "text_stream" else None  # None: a frame this API never sends
+
+    def conclude(self, turn: Turn, body: dict) -> None:
+        turn.reason = self.finish(turn.usage, body)
+        turn.notes.append(NO_FINISH)
+
+    def generate(self, prompt: str, params: dict) -> Stream:
+        try:
+            yield from super().generate(prompt, params)
+        except _Refused as refused:  # raised before anything was streamed
+            completion = self.complete(prompt, params)
+            completion.notes.insert(0, f"{refused}: used the blocking {completion.request['url']} instead, so the text "
+                                       "arrives at once; set the streaming port (--legacy-stream-port) to stream")
+            if completion.text:
+                yield completion.text
+            yield completion
+
+    # --- blocking ---------------------------------------------------------------------------------------
+
+    def complete(self, prompt: str, params: dict) -> Completion:
+        """One blocking `POST /api/v1/generate`: the whole text at once, no websocket."""
+        body = self.body(prompt, params)
+        url = self.base_url + self.completion_path
+        limits = self.limits()
+        answer, repaired = self.fetch_json("POST", self.completion_path, body, read=_answer)
+        text = answer["results"][0]["text"]
+        limits.token()
+        usage, source = self.count_usage(prompt, text)
+        completion = Completion(text=text, finish_reason=self.finish(usage, body), usage=usage, usage_source=source,
+                                request=self.record("POST", url, body), response=answer, timings=limits.timings(),
+                                notes=[NO_FINISH] + ([invalid_note(url)] if repaired else []))
+        return self.masked(completion)
+
+    @staticmethod
+    def finish(usage: dict, body: dict) -> str:
+        """The server reports no finish reason; its own token count tells a full budget from an early stop."""
+        limit, produced = body.get("max_new_tokens"), usage.get("completion_tokens")
+        return "length" if limit and produced is not None and produced >= limit else "stop"
+
+    def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
+        counts = [self.post_json("/api/v1/token-count", {"prompt": t}, read=lambda data: data["results"][0].get("tokens"))
+                  for t in (prompt, text)]
+        return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/api/v1/token-count"
 
     def model_info(self) -> dict:
-        name = self.get_json("/api/v1/model").get("result")
+        name = self.get_json("/api/v1/model", read=lambda data: data.get("result"))
         return {"name": name, "chat_template": None, "source": "text-generation-webui /api/v1/model (no template endpoint)"}
 
-    def check(self) -> str:
+    def status(self) -> str:
         return f"connected to {self.base_url}; model: {self.model_info()['name']}"
+
+
+def _answer(data) -> dict:
+    """The blocking answer, checked for its shape: {"results": [{"text": str}]}."""
+    if not isinstance(data["results"][0]["text"], str):
+        raise TypeError("the text is not a string")
+    return data

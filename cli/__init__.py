@@ -15,7 +15,7 @@ import flow
 import parsers
 import presets
 import wrappers
-from backends import Settings, embedded
+from backends import BackendError, Settings, embedded
 from core.conversation import Conversation, ConversationError
 from core.errors import UserError
 from flow import startup
@@ -80,7 +80,9 @@ def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
     g.add_argument("--preset", default=defaults.preset)
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help='override a sampling parameter; VALUE is JSON when it parses, e.g. --param \'stop=["\\nUSER:"]\'')
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default: %(default)s)")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds the whole generation may take (default: %(default)s)")
+    g.add_argument("--legacy-stream-port", type=int, default=5005, metavar="PORT",
+                   help="webui-legacy: the port of its streaming websocket (default: %(default)s)")
 
     sub.add_parser("wrappers", help="list wrapper names")
     add_score_command(sub)
@@ -130,10 +132,17 @@ def run(args: argparse.Namespace) -> int:
         params = dict(presets.parse_param(p) for p in args.param)
         request = flow.GenerateRequest(
             backend_type=args.backend_type, wrapper=args.wrapper, conversation=Conversation.from_file(args.conversation),
-            settings=Settings(url=args.backend_url or "", model=args.backend_model or args.model or "", timeout=args.timeout),
+            settings=Settings(url=args.backend_url or "", model=args.backend_model or args.model or "", timeout=args.timeout,
+                              legacy_stream_port=args.legacy_stream_port),
             preset=args.preset or None, params=params,
             template=_read_text(args.template, "template") if args.template else None)
-        print(json.dumps(flow.generate(request).to_dict(), indent=2, ensure_ascii=False))
+        try:
+            run = flow.generate(request)
+        except BackendError as e:  # a cut stream: what arrived is printed, then the error as usual
+            if e.partial_text:
+                print(json.dumps({"raw": e.partial_text, "error": str(e)}, indent=2, ensure_ascii=False))
+            raise
+        print(json.dumps(run.to_dict(), indent=2, ensure_ascii=False))
     elif args.command == "score":
         return run_score(args)
     elif args.command == "wrappers":

@@ -68,20 +68,25 @@ class Run:
                 "timings": self.timings, "params": self.params, "notes": self.notes, "tokens": self.tokens, "response": self.response}
 
 
+def _prepare(req: GenerateRequest):
+    """(wrapper, backend, the run so far: prompt and parameters) for one generation."""
+    wrapper = wrappers.get(req.wrapper)
+    prompt = wrapper.render(req.conversation, req.template)
+    params = presets.resolve(req.preset, wrapper.stop, req.params)
+    return wrapper, backends.create(req.backend_type, req.settings), Run(prompt=prompt, params=params)
+
+
 def generate_stream(req: GenerateRequest) -> Iterator[Run]:
     """Yield the run after each chunk of output, and once more, complete and parsed, at the end.
 
     Closing this generator (the page's Stop) closes the backend stream, which aborts the request.
-    Raises TemplateError, WrapperError, PresetError or BackendError with a sentence for the user.
+    Raises TemplateError, WrapperError, PresetError or BackendError with a sentence for the user; a
+    BackendError's `partial_text` holds the output received before the failure.
     """
-    wrapper = wrappers.get(req.wrapper)
-    prompt = wrapper.render(req.conversation, req.template)
-    params = presets.resolve(req.preset, wrapper.stop, req.params)
-    backend = backends.create(req.backend_type, req.settings)
-    run = Run(prompt=prompt, params=params)
+    wrapper, backend, run = _prepare(req)
     yield run
     completion = None
-    with contextlib.closing(backend.stream(prompt, params)) as stream:
+    with contextlib.closing(backend.stream(run.prompt, run.params)) as stream:
         for event in stream:
             if isinstance(event, Completion):
                 completion = event
@@ -89,12 +94,8 @@ def generate_stream(req: GenerateRequest) -> Iterator[Run]:
                 run.raw += event
                 yield run
     if completion is None:
-        raise BackendError("the backend ended its stream without a final result")
+        raise BackendError("the backend ended its stream without a final result", run.raw)
     _finish(run, completion, wrapper.parse(completion.text, req.conversation))
-    if not completion.text.strip():
-        where = completion.request.get("url") or req.backend_type
-        run.notes.append(f"{where} returned an empty completion (finish reason: {completion.finish_reason}): "
-                         "a stop string may match at once, or max_new_tokens is 0")
     yield run
 
 
@@ -110,9 +111,16 @@ def _finish(run: Run, completion: Completion, parsed: ParseResult) -> None:
     run.finish_raw = completion.finish_raw
     run.usage_source = completion.usage_source
     run.notes.extend(completion.notes or [])
+    if not completion.text.strip():
+        where = completion.request.get("url") or "the backend"
+        run.notes.append(f"{where} returned an empty completion (finish reason: {completion.finish_reason}): "
+                         "a stop string may match at once, or max_new_tokens is 0")
     run.done = True
 
 
 def generate(req: GenerateRequest) -> Run:
-    *_, run = generate_stream(req)
+    """The whole run at once: the backend's blocking call (webui-legacy's needs no websocket)."""
+    wrapper, backend, run = _prepare(req)
+    completion = backend.complete(run.prompt, run.params)
+    _finish(run, completion, wrapper.parse(completion.text, req.conversation))
     return run

@@ -26,9 +26,8 @@ def complete(kind, url, **settings):
 @pytest.mark.parametrize("kind", HTTP_TYPES)
 def test_connection_refused(kind):
     url = f"http://127.0.0.1:{free_port()}"
-    ws = f"ws://127.0.0.1:{free_port()}"
     with pytest.raises(BackendError, match=r"cannot connect to (http|ws)://127\.0\.0\.1:\d+/\S+: is the server running") as e:
-        complete(kind, url, stream_url=ws)
+        complete(kind, url, legacy_stream_port=free_port())
     assert len(str(e.value)) < 300
 
 
@@ -100,7 +99,7 @@ def test_the_fakes_own_validation_errors():
 def test_an_html_page_instead_of_the_api(kind):
     with fake_server(kind, html=True) as fake:
         with pytest.raises(BackendError, match=r"sent an HTML page instead of (JSON|a stream)|refused the websocket") as e:
-            complete(kind, fake.url, stream_url=fake.url.replace("http", "ws"))
+            complete(kind, fake.url, legacy_stream_port=int(fake.url.rsplit(":", 1)[1]))
     assert fake.url.split("//")[1] in str(e.value)
 
 
@@ -121,7 +120,7 @@ def test_an_error_inside_a_200_stream(kind, message):
 def test_a_stream_that_stops_mid_way(kind):
     with fake_server(kind, fail="drop") as fake:
         with pytest.raises(BackendError, match=r"stopped mid-way|broke off mid-response") as e:
-            complete(kind, fake.url, stream_url=fake.ws_url,
+            complete(kind, fake.url, legacy_stream_port=fake.ws_port,
                      model="llama3.2:latest" if kind == "ollama" else "Qwen/Qwen2.5-7B-Instruct")
     assert "127.0.0.1" in str(e.value) and "log" in str(e.value)
 
@@ -129,7 +128,7 @@ def test_a_stream_that_stops_mid_way(kind):
 @pytest.mark.parametrize("kind", HTTP_TYPES)
 def test_an_empty_completion_is_a_result_not_an_error(kind):
     with fake_server(kind, pieces=[]) as fake:
-        done = complete(kind, fake.url, stream_url=fake.ws_url,
+        done = complete(kind, fake.url, legacy_stream_port=fake.ws_port,
                         model="llama3.2:latest" if kind == "ollama" else "Qwen/Qwen2.5-7B-Instruct")
     assert done.text == "" and done.finish_reason == "stop"
 
@@ -181,8 +180,9 @@ def test_allow_list():
     with fake_server("webui-legacy") as fake:
         try:
             backends.set_allowed_hosts([fake.url.split("//")[1]])  # the HTTP port, not the websocket's
+            backend = backends.create("webui-legacy", Settings(url=fake.url, legacy_stream_port=fake.ws_port, timeout=10))
             with pytest.raises(BackendError, match="is not in the allowed backends"):
-                complete("webui-legacy", fake.url, stream_url=fake.ws_url)
+                list(backend.stream(PROMPT, PARAMS))
         finally:
             backends.set_allowed_hosts(None)
 
@@ -190,7 +190,7 @@ def test_allow_list():
 def test_bad_scheme_is_refused_before_any_request():
     for kind in HTTP_TYPES:
         with pytest.raises(BackendError, match="must start with http"):
-            complete(kind, "localhost:8080")
+            complete(kind, "ftp://localhost:8080")
 
 
 def test_an_api_key_echoed_in_an_error_body_is_masked():

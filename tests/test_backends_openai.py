@@ -93,7 +93,7 @@ def test_nothing_listening_gives_a_clear_sentence():
 
 def test_bad_scheme_is_refused_before_any_request():
     with pytest.raises(BackendError, match="must start with http"):
-        openai("localhost:8080").complete(PROMPT, GREEDY)
+        openai("ftp://localhost:8080").complete(PROMPT, GREEDY)
 
 
 def test_server_that_never_answers_times_out():

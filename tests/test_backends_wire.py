@@ -4,12 +4,19 @@ error each failure shows the user."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
 import backends
+import flow
 from backends import BackendError, Completion, Settings
+from core.conversation import EXAMPLE_PATH, Conversation
+from tests.conftest import ROOT, free_port
 from tests.fakes import fake_server
 
 PROMPT = "<|im_start|>user\nSay hi<|im_end|>\n<|im_start|>assistant\n"
@@ -82,7 +89,7 @@ def test_koboldcpp_request_fields_and_genkey():
 
 def test_webui_legacy_streams_over_the_websocket():
     with fake_server("webui-legacy") as fake:
-        final, deltas = run("webui-legacy", fake, stream_url=fake.ws_url)
+        final, deltas = run("webui-legacy", fake, legacy_stream_port=fake.ws_port)
         (sent,) = [r for r in fake.requests if r["method"] == "WEBSOCKET"]
     assert sent["path"] == "/api/v1/stream"
     assert sent["json"] == {"prompt": PROMPT, "max_new_tokens": 64, "temperature": 0.7, "top_p": 0.9, "top_k": 40,
@@ -273,7 +280,7 @@ def test_no_probabilities_unless_asked():
     ("llamacpp", None), ("ollama", None), ("vllm", None), ("openai", None), ("lmstudio", None)])
 def test_closing_the_stream_closes_the_connection_and_calls_the_abort_endpoint(kind, endpoint):
     with fake_server(kind, endless=True, delay=0.02) as fake:
-        backend = backends.create(kind, Settings(url=fake.url, timeout=10, stream_url=fake.ws_url))
+        backend = backends.create(kind, Settings(url=fake.url, timeout=10, legacy_stream_port=fake.ws_port))
         stream = backend.stream(PROMPT, {"max_new_tokens": 10**6})
         assert isinstance(next(stream), str) and isinstance(next(stream), str)
         started = time.monotonic()
@@ -289,9 +296,6 @@ def test_closing_the_stream_closes_the_connection_and_calls_the_abort_endpoint(k
             assert endpoint in fake.events
         else:
             assert not [e for e in fake.events if e != "disconnect"]
-        kept = backend.partial("0 1")
-        assert kept.finish_reason == "aborted" and kept.text == "0 1"
-        assert kept.request["json"]["prompt"] == PROMPT and kept.request["url"].split("//")[1].startswith("127.0.0.1")
 
 
 # --- models, tokenizing, the model's own template ------------------------------------------------------------
@@ -367,3 +371,65 @@ def test_check_says_what_it_reached(kind):
     with fake_server(kind) as fake:
         status = backends.create(kind, Settings(url=fake.url, timeout=5)).check()
     assert status.startswith(f"connected to {fake.url}")
+
+
+# --- webui-legacy: blocking without a websocket, streaming on a configurable port --------------------------
+
+def _legacy_request(fake, **settings):
+    return flow.GenerateRequest(backend_type="webui-legacy", wrapper="chatml", conversation=Conversation.from_file(EXAMPLE_PATH),
+                                settings=Settings(url=fake.url, timeout=10, **settings), params={"max_new_tokens": 64})
+
+
+def test_webui_legacy_blocking_generate_needs_no_websocket():
+    with fake_server("webui-legacy", ws=False) as fake:
+        run = flow.generate(_legacy_request(fake))
+        methods = [(r["method"], r["path"]) for r in fake.requests]
+    assert ("POST", "/api/v1/generate") in methods and not [m for m in methods if m[0] == "WEBSOCKET"]
+    assert run.raw == TEXT and run.request["method"] == "POST" and run.request["url"] == fake.url + "/api/v1/generate"
+    assert run.usage["completion_tokens"] == 5 and run.finish_reason == "stop"
+
+
+def test_webui_legacy_streams_on_the_configured_port_and_falls_back_when_it_refuses():
+    with fake_server("webui-legacy") as fake:
+        final, deltas = run("webui-legacy", fake, legacy_stream_port=fake.ws_port)
+    assert final.request["method"] == "WEBSOCKET" and final.request["url"] == f"ws://127.0.0.1:{fake.ws_port}/api/v1/stream"
+    assert len(deltas) == 8
+    port = free_port()
+    with fake_server("webui-legacy", ws=False) as fake:
+        final, deltas = run("webui-legacy", fake, legacy_stream_port=port)
+    assert deltas == [TEXT] and final.request["method"] == "POST"
+    assert final.notes[0].startswith(f"cannot open the websocket ws://127.0.0.1:{port}/api/v1/stream")
+    assert f"used the blocking {fake.url}/api/v1/generate instead" in final.notes[0] and "--legacy-stream-port" in final.notes[0]
+
+
+def test_webui_legacy_from_the_cli_without_a_websocket():
+    with fake_server("webui-legacy", ws=False) as fake:
+        done = subprocess.run([sys.executable, "app.py", "generate", "--backend-type", "webui-legacy", "--backend-url",
+                               fake.url, "--legacy-stream-port", "5999", "--wrapper", "chatml", "--conversation",
+                               str(EXAMPLE_PATH), "--param", "max_new_tokens=64"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["raw"] == TEXT
+
+
+# --- a URL without a scheme, as MemGPT's README wrote OPENAI_API_BASE -----------------------------------------
+
+def test_host_and_port_without_a_scheme_is_read_as_http_and_said():
+    with fake_server("openai") as fake:
+        typed = fake.url.removeprefix("http://")
+        backend = backends.create("openai", Settings(url=typed, timeout=10))
+        done = backend.complete(PROMPT, {"max_new_tokens": 2})
+        status = backend.check()
+    note = f"the backend URL '{typed}' has no scheme: read as http://{typed}"
+    assert done.request["url"] == fake.url + "/v1/completions" and note in done.notes
+    assert status.startswith(f"connected to {fake.url}") and note in status
+
+
+def test_openai_api_base_without_a_scheme_works_from_the_environment():
+    with fake_server("openai") as fake:
+        env = {**os.environ, "OPENAI_API_BASE": fake.url.removeprefix("http://"), "BACKEND_TYPE": "openai"}
+        done = subprocess.run([sys.executable, "app.py", "generate", "--wrapper", "chatml", "--conversation", str(EXAMPLE_PATH),
+                               "--param", "max_new_tokens=2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["raw"] == "Hello," and any("has no scheme: read as http://" in n for n in out["notes"])

@@ -1,4 +1,4 @@
-"""One fake per server family, each following shared/reference/backend_apis.md (section numbers below).
+"""One fake per server family, each following the servers' documented wire formats.
 
     with fake_server("llamacpp", pieces=["Hi", "!"]) as fake:
         ... fake.url ... fake.requests[-1]["json"] ... fake.events
@@ -12,9 +12,18 @@ Options (all optional):
   fail_after   pieces sent before the failure (default 2)
   endless      keep generating (with `delay` seconds per piece) until the client goes away
   delay        seconds between pieces
+  pause        seconds of silence after the first piece
   errors       {path: (status, body)}: answer that path with this status and body (dict = JSON, str = as is)
-  html         answer every request with an nginx welcome page
+  html         answer every request with an nginx welcome page (True: as text/html; or the content type to claim)
+  redirect     answer every request with a 301 to this address
   models       the model names the server lists
+  ws           False: no streaming websocket (webui-legacy), so its port refuses
+
+A misbehaving server (each framed the server's own way: SSE, NDJSON or websocket frames):
+  inject       a raw JSON text sent as one stream event before piece number `fail_after`
+  flood        after the headers, this many bytes of one stream line with no line end
+  drip         seconds between the bytes of the stream (one byte at a time)
+  echo_auth    the final event quotes the request's Authorization header
 """
 
 from __future__ import annotations
@@ -50,23 +59,41 @@ def plan(pieces: list[str], max_tokens: int | None, stop: list[str], keep_stop: 
 
 
 class _Stream:
-    """Writes a streamed body: chunked (HTTP/1.1 servers) or raw until close (HTTP/1.0 servers)."""
+    """Writes a streamed body: chunked (HTTP/1.1 servers) or raw until close (HTTP/1.0 servers).
 
-    def __init__(self, handler, content_type: str, chunked: bool = True):
-        self.h, self.chunked = handler, chunked
+    `frame` wraps one event's JSON text the server's way (SSE `data:` lines, one NDJSON line...)."""
+
+    def __init__(self, handler, content_type: str, chunked: bool = True, frame=lambda text: f"data: {text}\n\n"):
+        self.h, self.chunked, self.frame = handler, chunked, frame
+        handler.stream = self
         handler.send_response(200)
         handler.send_header("Content-Type", content_type)
         if chunked:
             handler.send_header("Transfer-Encoding", "chunked")
         handler.send_header("Connection", "close")
         handler.end_headers()
+        if handler.opts.get("flood"):
+            self.flood(handler.opts["flood"])
 
     def write(self, data: str) -> None:
-        raw = data.encode("utf-8")
+        drip = self.h.opts.get("drip")
+        for part in (data.encode("utf-8"),) if not drip else (bytes([b]) for b in data.encode("utf-8")):
+            self._send(part)
+            if drip:
+                time.sleep(drip)
+
+    def _send(self, raw: bytes) -> None:
         if self.chunked:
             raw = f"{len(raw):X}\r\n".encode() + raw + b"\r\n"
         self.h.wfile.write(raw)
         self.h.wfile.flush()
+
+    def flood(self, size: int) -> None:
+        """`size` bytes of one line that never ends, a megabyte at a time (until the client hangs up)."""
+        self._send(self.frame("{}").split("{}")[0].encode() + b'{"text": "')  # an event that never ends
+        block = b"x" * 2**20
+        for _ in range(size // len(block)):
+            self._send(block)
 
     def end(self) -> None:
         if self.chunked:
@@ -94,9 +121,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         fake = self.server.fake
         path = self.path.split("?")[0]
         body = self._body() if method == "POST" else None
-        fake.requests.append({"method": method, "path": path, "json": body, "headers": dict(self.headers)})
+        fake.requests.append({"method": method, "path": path, "json": body, "headers": dict(self.headers),
+                              "client": self.client_address})
         if fake.opts.get("html"):
-            return self.send(200, HTML, "text/html")
+            return self.send(200, HTML, fake.opts["html"] if isinstance(fake.opts["html"], str) else "text/html")
+        if fake.opts.get("redirect"):
+            self.send_response(301)
+            self.send_header("Location", fake.opts["redirect"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if path in fake.opts.get("errors", {}):
             status, err = fake.opts["errors"][path]
             return self.send(status, err)
@@ -129,10 +163,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         opts = self.server.fake.opts
         source = deltas if not opts.get("endless") else (f" {n}" for n in range(10**6))
         for n, delta in enumerate(source):
+            if opts.get("inject") is not None and n == opts.get("fail_after", 2):
+                self.stream.write(self.stream.frame(opts["inject"]))
             if opts.get("fail") and n == opts.get("fail_after", 2):
                 raise _Fail(opts["fail"])
             if opts.get("delay"):
                 time.sleep(opts["delay"])
+            if opts.get("pause") and n == 1:
+                time.sleep(opts["pause"])
             yield n, delta
 
     @property
@@ -142,7 +180,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def not_found(self, body=None):
         self.send(404, body if body is not None else "Not Found")
 
-    # --- (c) llama.cpp native, §3 -----------------------------------------------------------------------
+    # --- (c) llama.cpp native -----------------------------------------------------------------------
     # version "new" (Dec 2024+: stop_type, completion_probabilities with logprob/top_logprobs;
     # "post" with post_sampling_probs), "old" (stopped_eos/word/limit, probs [{tok_str, prob}], slot_id)
     def kind_llamacpp(self, method, path, body):
@@ -196,6 +234,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                    "tokens_predicted": count, "tokens_evaluated": prompt_n, "generation_settings": {"n_probs": n_probs},
                    "prompt": body["prompt"], "has_new_line": False, "truncated": False, "tokens_cached": prompt_n + count,
                    "timings": {"prompt_n": prompt_n, "prompt_ms": 1.0, "predicted_n": count, "predicted_ms": 2.0}}
+            if self.opts.get("echo_auth"):
+                out["echo"] = {"authorization": self.headers.get("Authorization")}
             if old:
                 out.update({"slot_id": 0, "stopped_eos": finish == "eos", "stopped_word": finish == "word",
                             "stopped_limit": finish == "limit", "stopping_word": word})
@@ -228,7 +268,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         s.write(f"data: {json.dumps(final(count))}\n\n")
         s.end()
 
-    # --- OpenAI family: (h) OpenAI §8, (b) webui §2, (f) vLLM §6, (g) LM Studio §7 -------------------------
+    # --- OpenAI family: (h) OpenAI, (b) webui, (f) vLLM, (g) LM Studio -------------------------
     def _openai_models(self, owner, default=("local-model",)):
         return self.send(200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": owner}
                                                           for m in self.opts.get("models", list(default))]})
@@ -285,11 +325,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return s.end()
             return s.end() if f.mode == "error" else None
         last = {**base, "choices": [choice("", reason)]}
+        echo = {"echo": {"authorization": self.headers.get("Authorization")}} if self.opts.get("echo_auth") else {}
+        last.update(echo)
         if usage_in_final:
             last["usage"] = usage
         send(last)
         if include_usage and not usage_in_final:
-            send({**base, "choices": [], "usage": usage})
+            send({**base, "choices": [], "usage": usage, **echo})
         if done:
             s.write(f"data: [DONE]{nl}{nl}")
         s.end()
@@ -367,7 +409,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(400, {"error": "Context length exceeded. Tokens in context: 8000, Context length: 8000"})
         self._openai_completions(body, id_prefix="cmpl-p9rtx", default_max=-1)
 
-    # --- (d) KoboldCpp, §4 ------------------------------------------------------------------------------
+    # --- (d) KoboldCpp ------------------------------------------------------------------------------
     # version "2024" (v1.64-v1.76: "finish_reason": "null" as a string, last text and finish in one event,
     # stop string kept whatever trim_stop says) or "new" (JSON null, a separate empty final event, trim_stop honoured)
     def kind_koboldcpp(self, method, path, body):
@@ -407,7 +449,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         reason = "stop" if finish == "eos" else "length"  # a custom stop string reports "length" (2024 code)
         if path == "/api/v1/generate":
             return self.send(200, {"results": [{"text": "".join(deltas), "finish_reason": reason}]})
-        s = _Stream(self, "text/event-stream", chunked=False)  # the connection closes after the last event
+        s = _Stream(self, "text/event-stream", chunked=False,  # the connection closes after the last event
+                    frame=lambda text: f"event: message\ndata: {text}\n\n")
         null = None if new else "null"
         try:
             for n, delta in self.pieces(deltas):
@@ -418,7 +461,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if new or not deltas:
             s.write("event: message\ndata: " + json.dumps({"token": "", "finish_reason": reason}) + "\n\n")
 
-    # --- (e) Ollama, §5 ---------------------------------------------------------------------------------
+    # --- (e) Ollama ---------------------------------------------------------------------------------
     def kind_ollama(self, method, path, body):
         models = self.opts.get("models", ["llama3.2:latest"])
         if path == "/api/version":
@@ -459,7 +502,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         if body.get("stream") is False:
             return self.send(200, {**head, "response": "".join(deltas), **done}, "application/json; charset=utf-8")
-        s = _Stream(self, "application/x-ndjson")  # streams by default
+        s = _Stream(self, "application/x-ndjson", frame=lambda text: text + "\n")  # streams by default
         try:
             for _, delta in self.pieces(deltas):
                 s.write(json.dumps({**head, "response": delta, "done": False, **lp(delta)}) + "\n")
@@ -470,7 +513,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         s.write(json.dumps({**head, "response": "", **done}) + "\n")
         s.end()
 
-    # --- (a) text-generation-webui legacy, §1 (HTTP side; the websocket is LegacyStream) -------------------
+    # --- (a) text-generation-webui legacy (HTTP side; the websocket is FakeServer._start_ws) -------------------
     def kind_webui_legacy(self, method, path, body):
         fake = self.server.fake
         if path == "/api/v1/model":
@@ -480,10 +523,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/api/v1/stop-stream":
             fake.events.append("stop-stream")
             return self.send(200, {"results": "success"})
-        if path == "/api/v1/generate":
+        if path == "/api/v1/generate":  # HTTP/1.0: 200 and headers first, the body after generating, then close
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if fake.opts.get("fail") == "drop":
+                return None  # the generation crashed: no body
             deltas, _, _ = plan(fake.opts.get("pieces", PIECES), body.get("max_new_tokens", 200),
                                 body.get("stopping_strings") or [])
-            return self.send(200, {"results": [{"text": "".join(deltas)}]})
+            self.wfile.write(json.dumps({"results": [{"text": "".join(deltas)}]}).encode())
+            return None
         self.send_error(404)  # BaseHTTPRequestHandler's HTML page
 
 
@@ -494,6 +545,7 @@ class _Fail(Exception):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients connecting at once, as a real server's backlog allows (not 5)
     fake: "FakeServer"
 
 
@@ -507,10 +559,11 @@ class FakeServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
         self.ws = None
         self.ws_url = ""
+        self.ws_port = 0
 
     def start(self) -> "FakeServer":
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        if self.kind == "webui-legacy":
+        if self.kind == "webui-legacy" and self.opts.get("ws", True):
             self._start_ws()
         return self
 
@@ -543,18 +596,22 @@ class FakeServer:
                     source = deltas if not fake.opts.get("endless") else (f" {n}" for n in range(10**6))
                     n = 0
                     for n, delta in enumerate(source):
+                        if fake.opts.get("inject") is not None and n == fake.opts.get("fail_after", 2):
+                            ws.send(fake.opts["inject"])
                         if fake.opts.get("fail") and n == fake.opts.get("fail_after", 2):
                             return  # the connection just ends
                         if fake.opts.get("delay"):
                             time.sleep(fake.opts["delay"])
+                        if fake.opts.get("pause") and n == 1:
+                            time.sleep(fake.opts["pause"])
                         ws.send(json.dumps({"event": "text_stream", "message_num": n, "text": delta}))
                     ws.send(json.dumps({"event": "stream_end", "message_num": n + 1}))
             except Exception:  # noqa: BLE001 - the client went away
                 fake.events.append("disconnect")
 
         self.ws = serve(handler, "127.0.0.1", 0, ping_interval=None)
-        port = self.ws.socket.getsockname()[1]
-        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.ws_port = self.ws.socket.getsockname()[1]
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}"
         threading.Thread(target=self.ws.serve_forever, daemon=True).start()
 
 
