@@ -89,7 +89,8 @@ class KoboldCpp(HttpBackend):
                   for t in (prompt, text)]
         return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}
 
-    def tokenize(self, text: str) -> list[dict]:
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
+        """/api/extra/tokencount counts what the loaded model adds; it has no switch for it."""
         ids = self.token_ids(text)
         pieces: list = []
         try:

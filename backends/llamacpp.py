@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .base import (Completion, HttpBackend, Stream, TextCollector, merge, map_params, normalize_finish,
+from .base import (BackendError, Completion, HttpBackend, Stream, TextCollector, merge, map_params, normalize_finish,
                    stopped_midway, tokens_from_logprobs)
 
 
@@ -40,7 +40,7 @@ class LlamaCpp(HttpBackend):
         "json_schema": "json_schema",
     }
     caps = {"usage": "server (tokens_evaluated, tokens_predicted)", "probabilities": True, "tokenize": True,
-            "model_template": True, "model_list": True}
+            "model_template": True, "server_render": "/apply-template", "model_list": True}
 
     def body(self, prompt: str, params: dict) -> dict:
         body = {"prompt": prompt, **map_params(self.params, params)}
@@ -74,8 +74,8 @@ class LlamaCpp(HttpBackend):
                          usage_source="server", tokens=tokens if self.settings.probabilities > 0 else None,
                          request=self.record("POST", url, body), response=final, timings=out.clock.timings())
 
-    def tokenize(self, text: str) -> list[dict]:
-        data = self.post_json("/tokenize", {"content": text, "add_special": False, "parse_special": True,
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
+        data = self.post_json("/tokenize", {"content": text, "add_special": add_special, "parse_special": True,
                                             "with_pieces": True})
         out = []
         for t in data.get("tokens") or []:
@@ -102,10 +102,14 @@ class LlamaCpp(HttpBackend):
         name = alias if alias and alias != path else os.path.basename(path) or alias or None
         return {"name": name, "chat_template": props.get("chat_template") or None, "source": "llama.cpp /props"}
 
-    def apply_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        """The server's own rendering of `messages` with the model's chat template (no inference)."""
-        data = self.post_json("/apply-template", {"messages": messages, "add_generation_prompt": add_generation_prompt})
-        return data.get("prompt", "")
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """`POST /apply-template`: the server's own rendering with the model's chat template (no inference)."""
+        body = {"messages": messages, "add_generation_prompt": True, **({"tools": tools} if tools else {})}
+        data = self.post_json("/apply-template", body)
+        if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
+            raise BackendError(f"{self.base_url}/apply-template answered without a prompt: is this llama.cpp from "
+                               "January 2025 or later?")
+        return data["prompt"]
 
     def models(self) -> list[str]:
         data = self.get_json("/v1/models")

@@ -116,7 +116,8 @@ class VLLM(OpenAICompletions):
     needs_model = True
     params = {**OPENAI_PARAMS, "top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty",
               "grammar": "structured_outputs.grammar", "json_schema": "structured_outputs.json"}
-    caps = {**OpenAICompletions.caps, "usage": "server (usage); else /tokenize", "tokenize": True}
+    caps = {**OpenAICompletions.caps, "usage": "server (usage); else /tokenize", "tokenize": True,
+            "server_render": "/tokenize with messages, then /detokenize"}
 
     def body(self, prompt: str, params: dict) -> dict:
         body = super().body(prompt, params)
@@ -125,12 +126,21 @@ class VLLM(OpenAICompletions):
             del so["grammar"]
         return body
 
-    def tokenize(self, text: str) -> list[dict]:
-        data = self.post_json("/tokenize", {"model": self.model_name(), "prompt": text, "add_special_tokens": False,
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
+        data = self.post_json("/tokenize", {"model": self.model_name(), "prompt": text, "add_special_tokens": add_special,
                                             "return_token_strs": True})
         ids = data.get("tokens") or []
         strs = data.get("token_strs") or [None] * len(ids)
         return [{"id": i, "piece": p} for i, p in zip(ids, strs, strict=False)]
+
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """`POST /tokenize` in its chat form (the server's template, no inference), then `/detokenize` for the text."""
+        model = self.model_name()
+        body = {"model": model, "messages": messages, "add_generation_prompt": True, **({"tools": tools} if tools else {})}
+        ids = self.post_json("/tokenize", body).get("tokens")
+        if not isinstance(ids, list):
+            raise BackendError(f"{self.base_url}/tokenize answered a conversation without its tokens")
+        return self.post_json("/detokenize", {"model": model, "tokens": ids}).get("prompt") or ""
 
     def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
         model = self.model_name()
@@ -155,10 +165,15 @@ class WebUI(OpenAICompletions):
         counts = [self.post_json("/v1/internal/token-count", {"text": t}).get("length") for t in (prompt, text)]
         return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/v1/internal/token-count"
 
-    def tokenize(self, text: str) -> list[dict]:
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
+        """/v1/internal/encode adds what the loaded model adds; it has no switch for it."""
         ids = self.post_json("/v1/internal/encode", {"text": text}).get("tokens") or []
         pieces = [self.post_json("/v1/internal/decode", {"tokens": [i]}).get("text") for i in ids[:512]]
         return [{"id": i, "piece": pieces[n] if n < len(pieces) else None} for n, i in enumerate(ids)]
+
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        raise BackendError("text-generation-webui's API has no endpoint that renders a conversation without generating: "
+                           "compare with the model's template instead (Backend: Server's chat template)")
 
     def model_info(self) -> dict:
         data = self.get_json("/v1/internal/model/info")
