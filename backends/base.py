@@ -112,8 +112,8 @@ class Settings:
     legacy_stream_port: int = 5005  # webui-legacy only: the port of its streaming websocket, on the URL's host
 
 
-CAPABILITY_KEYS = ("streaming", "abort", "usage", "probabilities", "tokenize", "model_template", "grammar",
-                   "json_schema", "model_list")
+CAPABILITY_KEYS = ("streaming", "abort", "usage", "probabilities", "tokenize", "model_template", "server_render",
+                   "grammar", "json_schema", "model_list")
 
 
 class TextCollector:
@@ -183,9 +183,10 @@ class Backend:
 
     @classmethod
     def capabilities(cls) -> dict:
-        """{streaming, abort, usage, probabilities, tokenize, model_template, grammar, json_schema, model_list}."""
+        """{streaming, abort, usage, probabilities, tokenize, model_template, server_render, grammar, json_schema,
+        model_list}."""
         base = {"streaming": True, "abort": "close the connection", "usage": None, "probabilities": False,
-                "tokenize": False, "model_template": False, "model_list": False}
+                "tokenize": False, "model_template": False, "server_render": False, "model_list": False}
         base.update(cls.caps)
         base["grammar"] = "grammar" in cls.params
         base["json_schema"] = "json_schema" in cls.params
@@ -251,9 +252,15 @@ class Backend:
     def models(self) -> list[str]:
         return []
 
-    def tokenize(self, text: str) -> list[dict]:
-        """The prompt as the server tokenizes it: [{"id", "piece"}], special tokens parsed, no BOS added."""
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
+        """The prompt as the server tokenizes it: [{"id", "piece"}], special tokens parsed; `add_special` adds the
+        BOS (and other special tokens) the server adds to a completion prompt, where the server can say."""
         raise self.unavailable("tokenizing")
+
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """The prompt this server builds from `messages` and `tools` with its own chat template, with the
+        generation prompt, and without generating anything."""
+        raise self.unavailable("rendering a conversation with the server's own template")
 
     def model_info(self) -> dict:
         """{"name", "chat_template" (str | None), "source"}: the loaded model and its own chat template."""

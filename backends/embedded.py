@@ -247,7 +247,7 @@ class Embedded(Backend):
         "json_schema": "grammar",
     }
     caps = {"abort": "stops between tokens", "usage": "own tokenizer", "probabilities": True, "tokenize": True,
-            "model_template": True, "model_list": True}
+            "model_template": True, "server_render": "llama-cpp-python's Jinja2ChatFormatter", "model_list": True}
 
     def __init__(self, settings: Settings):
         super().__init__(settings)
@@ -318,11 +318,28 @@ class Embedded(Backend):
                          usage_source="own tokenizer", tokens=tokens if "logprobs" in args else None,
                          request=request, response=last, timings=clock.timings())
 
-    def tokenize(self, text: str) -> list[dict]:
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
         with _using(self.path) as llm, _run_lock:
-            ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            ids = llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True)
             pieces = [llm.detokenize([i], special=True).decode("utf-8", errors="replace") for i in ids]
         return [{"id": i, "piece": p} for i, p in zip(ids, pieces, strict=True)]
+
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """llama-cpp-python's own formatter for the GGUF's chat template, as its chat completions use it."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # with llama_cpp: off the start-up path
+
+        with _using(self.path) as llm:
+            template = llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise BackendError(f"{os.path.basename(self.path)} has no chat template in its GGUF metadata")
+            special = {}
+            for name, token_id in (("bos_token", llm.token_bos()), ("eos_token", llm.token_eos())):
+                special[name] = llm._model.token_get_text(token_id) if token_id != -1 else ""
+        try:
+            formatter = Jinja2ChatFormatter(template=template, **special, add_generation_prompt=True)
+            return formatter(messages=messages, tools=tools).prompt
+        except Exception as e:  # the model's own template is not ours: report whatever it raises
+            raise BackendError(f"llama-cpp-python could not render the GGUF's chat template: {type(e).__name__}: {e}") from None
 
     def model_info(self) -> dict:
         with _using(self.path) as llm:

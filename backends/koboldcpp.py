@@ -77,7 +77,8 @@ class KoboldCpp(HttpBackend):
         counts = [self._count(t)["value"] for t in (prompt, text)]
         return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/api/extra/tokencount"
 
-    def tokenize(self, text: str) -> list[dict]:
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
+        """/api/extra/tokencount counts what the loaded model adds; it has no switch for it."""
         ids = self._count(text)["ids"]
         pieces: list = []
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .base import HttpBackend, Turn, merge, map_params
+from .base import BackendError, HttpBackend, Turn, merge, map_params
 from .logprobs import tokens_from_logprobs
 
 
@@ -64,7 +64,7 @@ class LlamaCpp(HttpBackend):
         "json_schema": "json_schema",
     }
     caps = {"usage": "server (tokens_evaluated, tokens_predicted)", "probabilities": True, "tokenize": True,
-            "model_template": True, "model_list": True}
+            "model_template": True, "server_render": "/apply-template", "model_list": True}
 
     def body(self, prompt: str, params: dict) -> dict:
         body = {"prompt": prompt, **map_params(self.params, params)}
@@ -84,17 +84,21 @@ class LlamaCpp(HttpBackend):
             turn.usage_source = "server"
         return event["content"]  # every event has it (the final one "")
 
-    def tokenize(self, text: str) -> list[dict]:
-        return self.post_json("/tokenize", {"content": text, "add_special": False, "parse_special": True,
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
+        return self.post_json("/tokenize", {"content": text, "add_special": add_special, "parse_special": True,
                                             "with_pieces": True}, read=lambda data: [_piece(t) for t in data.get("tokens") or []])
 
     def model_info(self) -> dict:
         return self.get_json("/props", read=_model_info)
 
-    def apply_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        """The server's own rendering of `messages` with the model's chat template (no inference)."""
-        return self.post_json("/apply-template", {"messages": messages, "add_generation_prompt": add_generation_prompt},
-                              read=lambda data: str(data.get("prompt", "")))
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """`POST /apply-template`: the server's own rendering with the model's chat template (no inference)."""
+        body = {"messages": messages, "add_generation_prompt": True, **({"tools": tools} if tools else {})}
+        prompt = self.post_json("/apply-template", body, read=lambda data: data.get("prompt"))
+        if not isinstance(prompt, str):
+            raise BackendError(f"{self.base_url}/apply-template answered without a prompt: is this llama.cpp from "
+                               "January 2025 or later?")
+        return prompt
 
     def models(self) -> list[str]:
         return self.get_json("/v1/models", read=lambda data: [m.get("id", "") for m in data.get("data", [])])

@@ -98,7 +98,8 @@ class VLLM(OpenAICompletions):
     needs_model = True
     params = {**OPENAI_PARAMS, "top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty",
               "grammar": "structured_outputs.grammar", "json_schema": "structured_outputs.json"}
-    caps = {**OpenAICompletions.caps, "usage": "server (usage); else /tokenize", "tokenize": True}
+    caps = {**OpenAICompletions.caps, "usage": "server (usage); else /tokenize", "tokenize": True,
+            "server_render": "/tokenize with messages, then /detokenize"}
 
     def body(self, prompt: str, params: dict) -> dict:
         body = super().body(prompt, params)
@@ -107,14 +108,21 @@ class VLLM(OpenAICompletions):
             del so["grammar"]
         return body
 
-    def tokenize(self, text: str) -> list[dict]:
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
         def pieces(data: dict) -> list[dict]:
             ids = list(data.get("tokens") or [])
             strs = list(data.get("token_strs") or [None] * len(ids))
             return [{"id": i, "piece": p} for i, p in zip(ids, strs, strict=False)]
 
-        return self.post_json("/tokenize", {"model": self.model_name(), "prompt": text, "add_special_tokens": False,
+        return self.post_json("/tokenize", {"model": self.model_name(), "prompt": text, "add_special_tokens": add_special,
                                             "return_token_strs": True}, read=pieces)
+
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """`POST /tokenize` in its chat form (the server's template, no inference), then `/detokenize` for the text."""
+        model = self.model_name()
+        body = {"model": model, "messages": messages, "add_generation_prompt": True, **({"tools": tools} if tools else {})}
+        ids = self.post_json("/tokenize", body, read=lambda data: list(data["tokens"]))
+        return self.post_json("/detokenize", {"model": model, "tokens": ids}, read=lambda data: str(data.get("prompt") or ""))
 
     def count_usage(self, prompt: str, text: str) -> tuple[dict, str]:
         model = self.model_name()
@@ -141,11 +149,16 @@ class WebUI(OpenAICompletions):
                   for t in (prompt, text)]
         return {"prompt_tokens": counts[0], "completion_tokens": counts[1]}, "/v1/internal/token-count"
 
-    def tokenize(self, text: str) -> list[dict]:
+    def tokenize(self, text: str, add_special: bool = False) -> list[dict]:
+        """/v1/internal/encode adds what the loaded model adds; it has no switch for it."""
         ids = self.post_json("/v1/internal/encode", {"text": text}, read=lambda data: list(data.get("tokens") or []))
         pieces = [self.post_json("/v1/internal/decode", {"tokens": [i]}, read=lambda data: data.get("text"))
                   for i in ids[:512]]
         return [{"id": i, "piece": pieces[n] if n < len(pieces) else None} for n, i in enumerate(ids)]
+
+    def render_chat(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        raise BackendError("text-generation-webui's API has no endpoint that renders a conversation without generating: "
+                           "compare with the model's template instead (Backend: Server's chat template)")
 
     def model_info(self) -> dict:
         name = self.get_json("/v1/internal/model/info", read=lambda data: data.get("model_name"))

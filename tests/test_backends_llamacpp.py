@@ -104,8 +104,8 @@ def test_model_info_has_the_gguf_chat_template(llama_server):
     assert "<|im_start|>" in info["chat_template"] and "{%" in info["chat_template"]
 
 
-def test_apply_template_renders_with_the_servers_template(llama_server):
-    prompt = native(llama_server).apply_template([{"role": "user", "content": "Hi"}])
+def test_render_chat_renders_with_the_servers_template(llama_server):
+    prompt = native(llama_server).render_chat([{"role": "user", "content": "Hi"}])
     assert prompt.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
 
 

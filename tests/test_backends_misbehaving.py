@@ -91,7 +91,7 @@ def test_webui_legacy_blocking_answer_in_the_wrong_shape(sent):
 
 CALLS = [  # (type, what is asked, the path whose answer is replaced)
     ("llamacpp", "tokenize", "/tokenize"), ("llamacpp", "model_info", "/props"), ("llamacpp", "models", "/v1/models"),
-    ("llamacpp", "apply_template", "/apply-template"), ("openai", "models", "/v1/models"),
+    ("llamacpp", "render_chat", "/apply-template"), ("vllm", "render_chat", "/tokenize"), ("openai", "models", "/v1/models"),
     ("lmstudio", "models", "/v1/models"), ("vllm", "tokenize", "/tokenize"), ("vllm", "count_usage", "/tokenize"),
     ("webui", "tokenize", "/v1/internal/encode"), ("webui", "count_usage", "/v1/internal/token-count"),
     ("webui", "model_info", "/v1/internal/model/info"), ("koboldcpp", "tokenize", "/api/extra/tokencount"),
@@ -105,8 +105,8 @@ CALLS = [  # (type, what is asked, the path whose answer is replaced)
 def _ask(server, what):
     if what == "count_usage":
         return server.count_usage("a b", "c")
-    if what == "apply_template":
-        return server.apply_template([{"role": "user", "content": "Hi"}])
+    if what == "render_chat":
+        return server.render_chat([{"role": "user", "content": "Hi"}])
     return server.tokenize("a b") if what == "tokenize" else getattr(server, what)()
 
 

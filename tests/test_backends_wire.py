@@ -360,9 +360,9 @@ def test_model_info_and_chat_templates():
         backends.create("openai", Settings(url="http://127.0.0.1:9")).model_info()
 
 
-def test_llamacpp_apply_template():
+def test_llamacpp_render_chat():
     with fake_server("llamacpp") as fake:
-        prompt = backends.create("llamacpp", Settings(url=fake.url)).apply_template([{"role": "user", "content": "Hi"}])
+        prompt = backends.create("llamacpp", Settings(url=fake.url)).render_chat([{"role": "user", "content": "Hi"}])
     assert prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
 
 

@@ -24,6 +24,7 @@ A misbehaving server (each framed the server's own way: SSE, NDJSON or websocket
   flood        after the headers, this many bytes of one stream line with no line end
   drip         seconds between the bytes of the stream (one byte at a time)
   echo_auth    the final event quotes the request's Authorization header
+  add_bos      (llama.cpp) the model adds a BOS token `<s>` to a prompt tokenized with add_special
 """
 
 from __future__ import annotations
@@ -197,16 +198,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "llamacpp"}
                                                                for m in self.opts.get("models", [model])]})
         if path == "/tokenize":
-            words = body.get("content", "").split(" ")
-            toks = [{"id": 100 + n, "piece": (" " if n else "") + w} for n, w in enumerate(words)]
+            content = body.get("content", "")
+            bos = [{"id": 1, "piece": "<s>"}] if body.get("add_special") and self.opts.get("add_bos") else []
+            if body.get("parse_special") and content.startswith("<s>"):
+                bos.append({"id": 1, "piece": "<s>"})
+                content = content[3:]
+            words = content.split(" ")
+            toks = bos + [{"id": 100 + n, "piece": (" " if n else "") + w} for n, w in enumerate(words)]
             if body.get("with_pieces"):
                 toks.append({"id": 198, "piece": [195]})  # bytes that are not valid UTF-8 alone
                 return self.send(200, {"tokens": toks})
             return self.send(200, {"tokens": [t["id"] for t in toks]})
         if path == "/apply-template":
-            msgs = body.get("messages") or []
-            return self.send(200, {"prompt": "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs)
-                                   + ("<|im_start|>assistant\n" if body.get("add_generation_prompt", True) else "")})
+            return self.send(200, {"prompt": chatml(body)})
         if path != "/completion":
             return self.send(404, {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}})
         if not isinstance(body.get("prompt"), (str, list)):
@@ -382,6 +386,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._openai_models("vllm", models)
         if path == "/version":
             return self.send(200, {"version": "0.11.0"})
+        if path == "/tokenize" and "messages" in body:  # the chat form: the model's template, then its tokens
+            return self.send(200, {"count": len(chatml(body)), "max_model_len": 32768,
+                                   "tokens": [ord(c) for c in chatml(body)], "token_strs": None})
+        if path == "/detokenize":
+            return self.send(200, {"prompt": "".join(chr(i) for i in body.get("tokens") or [])})
         if path == "/tokenize":
             words = body.get("prompt", "").split()
             n = len(words) + (1 if body.get("add_special_tokens", True) else 0)
@@ -536,6 +545,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(json.dumps({"results": [{"text": "".join(deltas)}]}).encode())
             return None
         self.send_error(404)  # BaseHTTPRequestHandler's HTML page
+
+
+def chatml(body: dict) -> str:
+    """The fake model's chat template: ChatML, with the tools as a system block, and the generation prompt."""
+    tools = body.get("tools")
+    head = f"<|im_start|>system\n<tools>{json.dumps(tools)}</tools><|im_end|>\n" if tools else ""
+    return head + "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in body.get("messages") or []) + (
+        "<|im_start|>assistant\n" if body.get("add_generation_prompt", True) else "")
 
 
 class _Fail(Exception):
