@@ -227,8 +227,8 @@ async def _streamed(prepared: translate.Prepared, exchange: _Exchange, limiter: 
 
 async def _events(prepared: translate.Prepared, exchange: _Exchange, stream: _Stream, first, limiter):
     chunks = translate.Chunks(prepared.request.wrapper, prepared.mode)
-    status, verdict, response, notes = 499, "client went away", None, []
     run, deltas = first
+    finished = False
     try:
         yield chunks.first()
         while True:
@@ -242,16 +242,19 @@ async def _events(prepared: translate.Prepared, exchange: _Exchange, stream: _St
         notes = answer.notes + ([f"the stream differs from this answer: {stream.incremental.diverged}"]
                                 if stream.incremental.diverged else [])
         response = translate.completion(answer, prepared.mode, prepared.request.wrapper, run.finish_reason, run.usage)
-        status, verdict = 200, _verdict(answer)
+        exchange.done(200, _verdict(answer), response, notes)  # recorded before the client reads the end
+        finished = True
         yield chunks.last(answer, run.finish_reason, run.usage, notes)
         yield translate.DONE
     except UserError as e:  # mid-stream: the status went out already, the error goes as an event
         error = translate.from_user_error(e)
-        status, verdict, response = error.status, f"error: {error.message}", error.body()
         exchange.run(run)
+        exchange.done(error.status, f"error: {error.message}", error.body())
+        finished = True
         yield translate.sse(error.body())
         yield translate.DONE
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(stream.runs.close, limiter=limiter)
-        exchange.done(status, verdict, response, notes)
+        if not finished:
+            exchange.done(499, "client went away", None)

@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
+import presets
 from core.errors import UserError
 
 DEFAULT_SIZE = 200
@@ -138,3 +139,10 @@ def detail(entry: dict) -> dict:
             "functions": (entry.get("conversation") or {}).get("functions"), "parse": entry.get("parse"),
             "response": entry.get("response"), "notes": entry.get("notes"), "backend_request": entry.get("backend_request"),
             "request": entry.get("request")}
+
+
+def sampling(entry: dict) -> dict:
+    """The sampling values the request ran with (the preset's, the wrapper's stop strings and the request's own),
+    by parameter name: what *Open in panel* puts into the panel's controls. Empty for a request refused before it ran."""
+    params = entry.get("params") or {}
+    return {key: params[key] for key in presets.KEYS if key in params}
