@@ -70,15 +70,16 @@ class _Exchange:
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "client": f"{client.host}:{client.port}" if client else "", "wrapper": None, "stream": False,
             "status": traffic.IN_PROGRESS, "verdict": "", "request": None, "conversation": None, "params": None,
-            "prompt": "", "raw": "", "parse": None, "response": None, "backend_request": None, "notes": []})
+            "prompt": "", "raw": "", "parse": None, "response": None, "backend_request": None, "timings": {}, "notes": []})
 
     def update(self, **fields) -> None:
         self.ring.update(self.entry, **fields)
 
     def run(self, run: flow.Run | None) -> None:
         if run is not None:
+            notes = self.entry["notes"] + [n for n in run.notes if n not in self.entry["notes"]]
             self.update(prompt=run.prompt, raw=run.raw, params=run.params, parse=run.parsed.to_dict() if run.parsed else None,
-                        backend_request=run.request, notes=self.entry["notes"] + [n for n in run.notes if n not in self.entry["notes"]])
+                        backend_request=run.request, timings=run.timings, notes=notes)
 
     def done(self, status: int, verdict: str, response, notes: list[str] = ()) -> None:
         self.ring.finish(self.entry, status=status, verdict=verdict, response=response, notes=self.entry["notes"] + list(notes),
@@ -114,7 +115,7 @@ def routes(config: StartupConfig) -> list:
         return JSONResponse(EndpointError(401, problem, code="invalid_api_key").body(), status_code=401)
 
     @router.get("/models")
-    def models(request: Request):
+    async def models(request: Request):  # async: quick, and off the page's worker threads
         if (denied := refused(request)) is not None:
             return denied
         return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0,

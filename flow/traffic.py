@@ -1,10 +1,11 @@
 """The traffic record: every request the OpenAI-compatible endpoint served, for the page's Traffic tab.
 
 A ring of the last N entries in memory (older ones fall off): an entry is there from the request's
-arrival (status "in progress") and filled in as it runs; at its end it is appended to the JSONL file,
-when there is one, that `load` reads back. An entry is a plain dict (time, client, wrapper, status, latency, verdict,
-the request, the prompt sent, the raw output, the parse, the response body); it never holds the
-caller's key or the backend's (the backend request is recorded with secrets masked).
+arrival (status "in progress") and filled in as it runs; at its end it is appended to the JSONL
+file, when there is one, that `load` reads back. An entry is a plain dict (time, client, wrapper,
+status, latency, verdict, the request, the sampling values, the prompt sent, the raw output, the
+parse, the response body, the backend's timings); it never holds the caller's key or the backend's
+(the backend request is recorded with secrets masked).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def detail(entry: dict) -> dict:
     return {"messages": (entry.get("conversation") or {}).get("messages") or (entry.get("request") or {}).get("messages"),
             "functions": (entry.get("conversation") or {}).get("functions"), "parse": entry.get("parse"),
             "response": entry.get("response"), "notes": entry.get("notes"), "backend_request": entry.get("backend_request"),
-            "request": entry.get("request")}
+            "backend_timings": entry.get("timings"), "request": entry.get("request")}
 
 
 def sampling(entry: dict) -> dict:

@@ -196,6 +196,11 @@ def test_the_ring_keeps_the_last_n_and_the_log_reads_back(tmp_path):
     assert fresh_ring.load() == 2
     assert [e["wrapper"] for e in fresh_ring.entries()] == ["w4", "w3"]
     assert fresh_ring.add({"wrapper": "next"})["id"] == 6, "ids go on after the loaded ones"
+    running = fresh_ring.start({"wrapper": "slow", "status": traffic.IN_PROGRESS})
+    assert fresh_ring.entries()[0] is running and "slow" not in log.read_text(encoding="utf-8"), "logged when it ends"
+    version = fresh_ring.version
+    fresh_ring.finish(running, status=200)
+    assert fresh_ring.version > version and json.loads(log.read_text(encoding="utf-8").splitlines()[-1])["status"] == 200
     log.write_text('{"wrapper": "ok"}\nnot json\n', encoding="utf-8")
     with pytest.raises(traffic.TrafficError, match="line 2"):
         fresh_ring.load()
