@@ -1,19 +1,24 @@
 """The HTTP routes: authentication, errors in OpenAI's shape, the blocking and the streamed answer, the record.
 
-The flow is synchronous (httpx); each step runs in a worker thread. Closing the flow's generator
-closes the backend stream, which aborts the backend request: that happens when the client goes away.
+The flow is synchronous (httpx): a blocking answer runs in one worker thread, a streamed one steps its
+run (and the incremental parse) in worker threads, chunk by chunk. The threads come from a limiter of
+the endpoint's own (`API_THREADS`), so agents cannot take the threads the page's events run in.
+Closing the flow's generator closes the backend stream, which aborts the backend request: that happens
+when the client goes away, streamed or not (a blocking request watches for the client's disconnect).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import threading
 import time
 from datetime import datetime, timezone
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 import flow
 import wrappers
@@ -25,6 +30,7 @@ from . import translate
 from .translate import EndpointError
 
 MAX_HEADER = 300  # characters of a parse error in the response header
+API_THREADS = 32  # /v1 generations running at once; more wait their turn
 
 
 def key_problem(config: StartupConfig, authorization: str) -> str | None:
@@ -55,25 +61,29 @@ class _ClosingStream(StreamingResponse):
 
 
 class _Exchange:
-    """One request: what the traffic record keeps of it."""
+    """One request: its entry in the traffic record, there from the request's arrival ("in progress") to its end."""
 
     def __init__(self, request: Request, ring: traffic.Traffic):
         self.ring, self.started = ring, time.perf_counter()
         client = request.client
-        self.entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                      "client": f"{client.host}:{client.port}" if client else "", "wrapper": None, "stream": False,
-                      "status": None, "verdict": "", "request": None, "conversation": None, "prompt": "", "raw": "",
-                      "parse": None, "response": None, "backend_request": None, "notes": []}
+        self.entry = ring.start({
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "client": f"{client.host}:{client.port}" if client else "", "wrapper": None, "stream": False,
+            "status": traffic.IN_PROGRESS, "verdict": "", "request": None, "conversation": None, "params": None,
+            "prompt": "", "raw": "", "parse": None, "response": None, "backend_request": None, "timings": {}, "notes": []})
+
+    def update(self, **fields) -> None:
+        self.ring.update(self.entry, **fields)
 
     def run(self, run: flow.Run | None) -> None:
         if run is not None:
-            self.entry.update(prompt=run.prompt, raw=run.raw, parse=run.parsed.to_dict() if run.parsed else None,
-                              backend_request=run.request, notes=self.entry["notes"] + run.notes)
+            notes = self.entry["notes"] + [n for n in run.notes if n not in self.entry["notes"]]
+            self.update(prompt=run.prompt, raw=run.raw, params=run.params, parse=run.parsed.to_dict() if run.parsed else None,
+                        backend_request=run.request, timings=run.timings, notes=notes)
 
-    def done(self, status: int, verdict: str, response) -> None:
-        self.entry.update(status=status, verdict=verdict, response=response,
-                          latency_ms=round((time.perf_counter() - self.started) * 1000, 1))
-        self.ring.add(self.entry)
+    def done(self, status: int, verdict: str, response, notes: list[str] = ()) -> None:
+        self.ring.finish(self.entry, status=status, verdict=verdict, response=response, notes=self.entry["notes"] + list(notes),
+                         latency_ms=round((time.perf_counter() - self.started) * 1000, 1))
 
     def error(self, error: EndpointError) -> JSONResponse:
         self.done(error.status, f"error: {error.message}", error.body())
@@ -88,13 +98,15 @@ def _verdict(answer: streaming.Answer) -> str:
     return "text"
 
 
-def _step(gen):
-    return next(gen, None)
-
-
 def routes(config: StartupConfig) -> list:
     """The endpoint's routes, to put on the page's server (app.py)."""
     router = APIRouter(prefix="/v1")
+    threads: list[anyio.CapacityLimiter] = []  # made in the server's event loop, at the first request
+
+    def limiter() -> anyio.CapacityLimiter:
+        if not threads:
+            threads.append(anyio.CapacityLimiter(API_THREADS))
+        return threads[0]
 
     def refused(request: Request) -> JSONResponse | None:
         problem = key_problem(config, request.headers.get("authorization", ""))
@@ -103,7 +115,7 @@ def routes(config: StartupConfig) -> list:
         return JSONResponse(EndpointError(401, problem, code="invalid_api_key").body(), status_code=401)
 
     @router.get("/models")
-    def models(request: Request):
+    async def models(request: Request):  # async: quick, and off the page's worker threads
         if (denied := refused(request)) is not None:
             return denied
         return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0,
@@ -118,87 +130,132 @@ def routes(config: StartupConfig) -> list:
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             return exchange.error(translate.bad_request(f"the request body is not valid JSON: {e}"))
-        exchange.entry["request"] = body
+        exchange.update(request=body, wrapper=body.get("model") if isinstance(body, dict) else None)
         try:
             prepared = translate.prepare(body, config)
         except EndpointError as e:
-            exchange.entry["wrapper"] = body.get("model") if isinstance(body, dict) else None
             return exchange.error(e)
-        exchange.entry.update(wrapper=prepared.request.wrapper, stream=prepared.stream,
-                              conversation=prepared.request.conversation.to_data(), notes=list(prepared.notes))
+        exchange.update(wrapper=prepared.request.wrapper, stream=prepared.stream,
+                        conversation=prepared.request.conversation.to_data(), notes=list(prepared.notes))
         if prepared.stream:
-            return await _streamed(prepared, exchange)
-        return await _blocking(prepared, exchange)
+            return await _streamed(prepared, exchange, limiter())
+        return await _blocking(prepared, exchange, request, limiter())
 
     return router.routes
 
 
 def _headers(prepared: translate.Prepared, answer: streaming.Answer | None = None) -> dict:
     headers = {"X-PFP-Wrapper": prepared.request.wrapper}
-    if prepared.notes:
-        headers["X-PFP-Notes"] = _ascii("; ".join(prepared.notes))
+    notes = prepared.notes + (answer.notes if answer is not None else [])
+    if notes:
+        headers["X-PFP-Notes"] = _ascii("; ".join(notes))
     if answer is not None and answer.error:
         headers["X-PFP-Parse-Error"] = _ascii(answer.error)  # the raw text is the content; here is why
     return headers
 
 
-async def _blocking(prepared: translate.Prepared, exchange: _Exchange) -> JSONResponse:
+def _generate(prepared: translate.Prepared, gone: threading.Event) -> flow.Run | UserError | None:
+    """The whole run in one worker thread; None when the client went away (closing the run aborts the backend request)."""
     try:
-        run = await anyio.to_thread.run_sync(flow.generate, prepared.request)
+        with contextlib.closing(flow.generate_stream(prepared.request)) as runs:
+            for update in runs:
+                if gone.is_set():
+                    return None
+                last = update
+            return last
     except UserError as e:
-        return exchange.error(translate.from_user_error(e))
+        return e
+
+
+async def _blocking(prepared: translate.Prepared, exchange: _Exchange, request: Request,
+                    limiter: anyio.CapacityLimiter) -> Response:
+    gone = threading.Event()
+
+    async def watch() -> None:  # the body is read, so the next message is the client's disconnect
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        outcome = await anyio.to_thread.run_sync(_generate, prepared, gone, limiter=limiter)
+        tasks.cancel_scope.cancel()
+    if outcome is None:
+        exchange.done(499, "client went away", None)
+        return Response(status_code=499)
+    if isinstance(outcome, UserError):
+        return exchange.error(translate.from_user_error(outcome))
+    run = outcome
     exchange.run(run)
-    answer = streaming.answer(run.parsed, run.raw, prepared.max_calls)
+    answer = streaming.answer(run.parsed, run.raw, prepared.policy)
     body = translate.completion(answer, prepared.mode, prepared.request.wrapper, run.finish_reason, run.usage)
-    exchange.done(200, _verdict(answer), body)
+    exchange.done(200, _verdict(answer), body, answer.notes)
     return JSONResponse(body, headers=_headers(prepared, answer))
 
 
-async def _streamed(prepared: translate.Prepared, exchange: _Exchange):
-    gen = flow.generate_stream(prepared.request)
+class _Stream:
+    """A streamed run stepped from worker threads: each step waits for the next output and parses it incrementally."""
+
+    def __init__(self, prepared: translate.Prepared):
+        self.prepared = prepared
+        self.runs = flow.generate_stream(prepared.request)
+        self.incremental = streaming.IncrementalParse.for_wrapper(prepared.request.wrapper, prepared.request.conversation,
+                                                                  prepared.policy)
+        self.fed = 0
+        self.answer: streaming.Answer | None = None
+
+    def step(self) -> tuple[flow.Run, list[streaming.Delta]]:
+        run = next(self.runs)
+        if not run.done:
+            new, self.fed = run.raw[self.fed:], len(run.raw)
+            return run, self.incremental.feed(new)
+        self.answer = streaming.answer(run.parsed, run.raw, self.prepared.policy)
+        return run, self.incremental.finish(self.answer)
+
+
+async def _streamed(prepared: translate.Prepared, exchange: _Exchange, limiter: anyio.CapacityLimiter):
+    stream = _Stream(prepared)
     try:  # the render, then the backend's first answer: their errors still get a status of their own
-        run = await anyio.to_thread.run_sync(_step, gen)
+        run, _ = await anyio.to_thread.run_sync(stream.step, limiter=limiter)
         exchange.run(run)
-        run = await anyio.to_thread.run_sync(_step, gen)
+        first = await anyio.to_thread.run_sync(stream.step, limiter=limiter)
     except UserError as e:
-        await anyio.to_thread.run_sync(gen.close)
+        await anyio.to_thread.run_sync(stream.runs.close, limiter=limiter)
         return exchange.error(translate.from_user_error(e))
-    return _ClosingStream(_events(prepared, exchange, gen, run), media_type="text/event-stream",
+    return _ClosingStream(_events(prepared, exchange, stream, first, limiter), media_type="text/event-stream",
                           headers={**_headers(prepared), "Cache-Control": "no-cache"})
 
 
-async def _events(prepared: translate.Prepared, exchange: _Exchange, gen, run: flow.Run):
-    wrapper = wrappers.get(prepared.request.wrapper)
-    conversation = prepared.request.conversation
-    incremental = streaming.IncrementalParse(lambda text: wrapper.parse(text, conversation), prepared.max_calls)
+async def _events(prepared: translate.Prepared, exchange: _Exchange, stream: _Stream, first, limiter):
     chunks = translate.Chunks(prepared.request.wrapper, prepared.mode)
-    status, verdict, response = 499, "client went away", None
+    run, deltas = first
+    finished = False
     try:
         yield chunks.first()
-        seen = 0
-        while not run.done:
-            if len(run.raw) > seen:
-                seen = len(run.raw)
-                for delta in incremental.feed(run.raw):
-                    yield chunks.delta(delta)
-            run = await anyio.to_thread.run_sync(_step, gen)
+        while True:
+            for delta in deltas:
+                yield chunks.delta(delta)
+            if run.done:
+                break
+            run, deltas = await anyio.to_thread.run_sync(stream.step, limiter=limiter)
         exchange.run(run)
-        answer = streaming.answer(run.parsed, run.raw, prepared.max_calls)
-        for delta in incremental.finish(answer):
-            yield chunks.delta(delta)
+        answer = stream.answer
+        notes = answer.notes + ([f"the stream differs from this answer: {stream.incremental.diverged}"]
+                                if stream.incremental.diverged else [])
         response = translate.completion(answer, prepared.mode, prepared.request.wrapper, run.finish_reason, run.usage)
-        status, verdict = 200, _verdict(answer)
-        if incremental.diverged:
-            verdict += f"; the stream differs from this answer: {incremental.diverged}"
-        yield chunks.last(answer, run.finish_reason, run.usage, answer.error)
+        exchange.done(200, _verdict(answer), response, notes)  # recorded before the client reads the end
+        finished = True
+        yield chunks.last(answer, run.finish_reason, run.usage, notes)
         yield translate.DONE
     except UserError as e:  # mid-stream: the status went out already, the error goes as an event
         error = translate.from_user_error(e)
-        status, verdict, response = error.status, f"error: {error.message}", error.body()
         exchange.run(run)
+        exchange.done(error.status, f"error: {error.message}", error.body())
+        finished = True
         yield translate.sse(error.body())
         yield translate.DONE
     finally:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(gen.close)
-        exchange.done(status, verdict, response)
+            await anyio.to_thread.run_sync(stream.runs.close, limiter=limiter)
+        if not finished:
+            exchange.done(499, "client went away", None)

@@ -17,12 +17,13 @@ from backends import Settings
 from core.conversation import Conversation, ConversationError
 from core.errors import UserError
 from flow.startup import StartupConfig
-from flow.streaming import Answer, Delta
+from flow.streaming import Answer, Delta, Policy
 
 # OpenAI's sampling fields -> the flow's parameter names (presets.NEUTRAL); those keys are taken as they are too
 SAMPLING = {"max_tokens": "max_new_tokens", "max_completion_tokens": "max_new_tokens", "repeat_penalty": "repetition_penalty",
             "mirostat": "mirostat_mode"}
 GRAMMAR_FIELD = "pfp_grammar"  # true/false: constrain the output with the derived grammar (default: on for required/named)
+TIMEOUT_WORDS = ("did not answer in time", "timed out", "time limit", "deadline")  # a backend error's sentence on a time-out
 
 
 class EndpointError(Exception):
@@ -45,11 +46,27 @@ def from_user_error(error: UserError) -> EndpointError:
     """The status a flow error gets: backend trouble is the gateway's (502, 504 for a time-out), the rest the caller's."""
     message = str(error)
     if isinstance(error, backends.BackendError):
-        timed_out = "did not answer in time" in message
+        timed_out = _timed_out(error)
         return EndpointError(504 if timed_out else 502, message, code="backend_timeout" if timed_out else "backend_error",
                              kind="api_error")
     code = "template_error" if isinstance(error, wrappers.TemplateError) else None
     return EndpointError(400, message, code=code)
+
+
+def _timed_out(error: Exception) -> bool:
+    """A time-out, told by what the error carries before its wording: a `timed_out` flag or a Timeout class
+    (on the error or the exception it was raised from), else the words of its sentence."""
+    flag = getattr(error, "timed_out", None)
+    if isinstance(flag, bool):
+        return flag
+    seen, cause = set(), error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    message = str(error).lower()
+    return any(words in message for words in TIMEOUT_WORDS)
 
 
 @dataclass
@@ -57,7 +74,7 @@ class Prepared:
     request: flow.GenerateRequest
     mode: str  # "tools" (answer with tool_calls) or "functions" (legacy function_call)
     stream: bool
-    max_calls: int | None
+    policy: Policy  # which parsed calls the answer may hold
     notes: list[str] = field(default_factory=list)
 
 
@@ -74,8 +91,9 @@ def _text(content, index: int):
     raise bad_request(f"message {index}'s content must be a string or a list of text parts", "messages")
 
 
-def conversation_of(body: dict) -> tuple[Conversation, str, object]:
-    """(conversation, mode, choice): `choice` is "auto" | "none" | "required" | a function name."""
+def conversation_of(body: dict) -> tuple[Conversation, str, object, bool]:
+    """(conversation, mode, choice, offered): `choice` is "auto" | "none" | "required" | a function name;
+    `offered`: the request gave tools or functions."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' is required: a non-empty list of {role, content} objects", "messages")
@@ -88,25 +106,45 @@ def conversation_of(body: dict) -> tuple[Conversation, str, object]:
     if tools and functions:
         raise bad_request("give either 'tools' or the legacy 'functions', not both", "functions")
     mode = "functions" if functions else "tools"
-    choice = body.get("function_call" if functions else "tool_choice") or "auto"
+    field_name = "function_call" if functions else "tool_choice"
+    choice = body.get(field_name) or "auto"
     if isinstance(choice, dict):
         choice = (choice.get("function") or {}).get("name") if "function" in choice else choice.get("name")
         if not isinstance(choice, str) or not choice:
-            raise bad_request("a named tool_choice needs the function's name", "tool_choice")
+            raise bad_request(f"a named {field_name} needs the function's name", field_name)
     elif choice not in ("auto", "none", "required"):
-        raise bad_request(f"tool_choice must be auto, none, required or a named function, not {choice!r}", "tool_choice")
-    data = {"messages": normalized}
-    if tools and choice != "none":
+        raise bad_request(f"{field_name} must be auto, none, required or a named function, not {choice!r}", field_name)
+    data = {"messages": normalized}  # with tool_choice none the tools are still rendered (OpenAI's model still sees them)
+    if tools:
         data["tools"] = tools
-    elif functions and choice != "none":
+    elif functions:
         data["functions"] = functions
     try:
         conversation = Conversation.from_data(data)
     except ConversationError as e:
         raise bad_request(str(e), "messages") from None
     if choice not in ("auto", "none", "required") and choice not in [f["name"] for f in conversation.functions]:
-        raise bad_request(f"tool_choice names '{choice}', which is not among the request's functions", "tool_choice")
-    return conversation, mode, choice
+        raise bad_request(f"{field_name} names '{choice}', which is not among the request's functions", field_name)
+    return conversation, mode, choice, bool(tools or functions)
+
+
+def policy_of(body: dict, mode: str, choice, offered: bool) -> Policy:
+    """Which parsed calls the answer may hold, with the request's reason for each limit."""
+    field_name = "function_call" if mode == "functions" else "tool_choice"
+    if not offered:
+        return Policy(no_calls_why="the request offers no tools")
+    if choice == "none":
+        return Policy(no_calls_why=f"{field_name} is none")
+    named = choice not in ("auto", "required")
+    if mode == "functions":
+        return Policy(only=choice if named else None, only_why=f"function_call names {choice}",
+                      max_calls=1, max_why="a legacy function_call answer holds one call")
+    if body.get("parallel_tool_calls") is False:
+        return Policy(only=choice if named else None, only_why=f"tool_choice names {choice}",
+                      max_calls=1, max_why="parallel_tool_calls is false")
+    if named:
+        return Policy(only=choice, only_why=f"tool_choice names {choice}", max_calls=1, max_why=f"tool_choice names {choice}")
+    return Policy()
 
 
 def sampling_of(body: dict, wrapper: wrappers.Wrapper, preset: str | None) -> dict:
@@ -136,7 +174,7 @@ def _constrain(prepared: Prepared, wrapper: wrappers.Wrapper, conversation: Conv
     functions = conversation.functions if choice in ("auto", "required") else [f for f in conversation.functions if f["name"] == choice]
     target = Conversation(conversation.messages, functions, conversation.template_variables, conversation.now)
     try:
-        constraint = scoreboard.derive(wrapper, target, max_calls=prepared.max_calls or scoreboard.grammar.MAX_PARALLEL)
+        constraint = scoreboard.derive(wrapper, target, max_calls=prepared.policy.max_calls or scoreboard.grammar.MAX_PARALLEL)
     except scoreboard.GrammarUnsupported as e:
         prepared.notes.append(f"no grammar sent: {e}")
         return
@@ -157,15 +195,14 @@ def prepare(body, config: StartupConfig) -> Prepared:
         wrapper = wrappers.get(name)
     except UserError as e:
         raise from_user_error(e) from None
-    conversation, mode, choice = conversation_of(body)
+    conversation, mode, choice, offered = conversation_of(body)
     wanted = body.get(GRAMMAR_FIELD)
     if wanted is not None and not isinstance(wanted, bool):
         raise bad_request(f"'{GRAMMAR_FIELD}' must be true or false", GRAMMAR_FIELD)
-    single = mode == "functions" or body.get("parallel_tool_calls") is False or choice not in ("auto", "none", "required")
     request = flow.GenerateRequest(backend_type=config.backend_type, wrapper=name, conversation=conversation,
                                    settings=Settings(url=config.backend_url, model=config.backend_model),
                                    preset=config.preset or None, params=sampling_of(body, wrapper, config.preset or None))
-    prepared = Prepared(request, mode, bool(body.get("stream")), 1 if single else None)
+    prepared = Prepared(request, mode, bool(body.get("stream")), policy_of(body, mode, choice, offered))
     _constrain(prepared, wrapper, conversation, choice, wanted)
     return prepared
 
@@ -236,10 +273,13 @@ class Chunks:
             call = {"index": d.index, "function": {"arguments": d.text}}
         return self.event({"tool_calls": [call]})
 
-    def last(self, answer: Answer, backend_finish: str | None, counts: dict, parse_error: str | None) -> str:
-        extra = {"usage": usage(counts)}
-        if parse_error:
-            extra["parse_error"] = parse_error  # the header went out before the parse; said here and in Traffic
+    def last(self, answer: Answer, backend_finish: str | None, counts: dict, notes: list[str] | None = None) -> str:
+        """The final chunk; the headers went out before the parse, so its error and notes are said here (and in Traffic)."""
+        extra: dict = {"usage": usage(counts)}
+        if answer.error:
+            extra["parse_error"] = answer.error
+        if notes:
+            extra["notes"] = notes
         return self.event({}, finish_reason(answer, self.mode, backend_finish), **extra)
 
 

@@ -1,9 +1,11 @@
 """The traffic record: every request the OpenAI-compatible endpoint served, for the page's Traffic tab.
 
-A ring of the last N entries in memory (older ones fall off), optionally appended to a JSONL file
-that `load` reads back. An entry is a plain dict (time, client, wrapper, status, latency, verdict,
-the request, the prompt sent, the raw output, the parse, the response body); it never holds the
-caller's key or the backend's (the backend request is recorded with secrets masked).
+A ring of the last N entries in memory (older ones fall off): an entry is there from the request's
+arrival (status "in progress") and filled in as it runs; at its end it is appended to the JSONL
+file, when there is one, that `load` reads back. An entry is a plain dict (time, client, wrapper,
+status, latency, verdict, the request, the sampling values, the prompt sent, the raw output, the
+parse, the response body, the backend's timings); it never holds the caller's key or the backend's
+(the backend request is recorded with secrets masked).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import threading
 from collections import deque
 from pathlib import Path
 
+import presets
 from core.errors import UserError
 
 DEFAULT_SIZE = 200
+IN_PROGRESS = "in progress"  # an entry's status until the request ends
 SUMMARY_KEYS = ("id", "time", "client", "wrapper", "status", "latency_ms", "verdict")
 
 
@@ -38,19 +42,36 @@ class Traffic:
     def size(self) -> int:
         return self._entries.maxlen or 0
 
-    def add(self, entry: dict) -> dict:
-        """Record `entry` (newest), give it an id, and append it to the log file when there is one."""
+    def start(self, entry: dict) -> dict:
+        """Record a request as it arrives (newest) and give it an id; the returned entry is the one kept."""
         with self._lock:
             entry = {"id": next(self._ids), **entry}
             self._entries.append(entry)
             self.version += 1
-            if self.log_path is not None:
-                line = json.dumps(entry, ensure_ascii=False, default=str)
-                try:
-                    with open(self.log_path, "a", encoding="utf-8") as f:
-                        f.write(line + "\n")
-                except OSError as e:  # the request was served; the log line is what is lost, and says so
-                    entry.setdefault("notes", []).append(f"not written to {self.log_path}: {e.strerror}")
+        return entry
+
+    def update(self, entry: dict, **fields) -> None:
+        with self._lock:
+            entry.update(fields)
+            self.version += 1
+
+    def finish(self, entry: dict, **fields) -> None:
+        """The request's end: its last fields, and its line in the log file when there is one."""
+        self.update(entry, **fields)
+        if self.log_path is None:
+            return
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        with self._lock:
+            try:
+                with open(self.log_path, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+            except OSError as e:  # the request was served; the log line is what is lost, and says so
+                entry.setdefault("notes", []).append(f"not written to {self.log_path}: {e.strerror}")
+
+    def add(self, entry: dict) -> dict:
+        """Record a finished request at once."""
+        entry = self.start(entry)
+        self.finish(entry)
         return entry
 
     def entries(self) -> list[dict]:
@@ -118,4 +139,11 @@ def detail(entry: dict) -> dict:
     return {"messages": (entry.get("conversation") or {}).get("messages") or (entry.get("request") or {}).get("messages"),
             "functions": (entry.get("conversation") or {}).get("functions"), "parse": entry.get("parse"),
             "response": entry.get("response"), "notes": entry.get("notes"), "backend_request": entry.get("backend_request"),
-            "request": entry.get("request")}
+            "backend_timings": entry.get("timings"), "request": entry.get("request")}
+
+
+def sampling(entry: dict) -> dict:
+    """The sampling values the request ran with (the preset's, the wrapper's stop strings and the request's own),
+    by parameter name: what *Open in panel* puts into the panel's controls. Empty for a request refused before it ran."""
+    params = entry.get("params") or {}
+    return {key: params[key] for key in presets.KEYS if key in params}

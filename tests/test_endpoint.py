@@ -292,3 +292,142 @@ def test_every_request_is_in_the_traffic_ring(app):
     assert entry["raw"] == "".join(TWO_CALLS) and entry["parse"]["tool_calls"][1]["arguments"] == {"city": "Rome"}
     assert entry["response"]["choices"][0]["finish_reason"] == "tool_calls"
     assert entry["client"].startswith("127.0.0.1:") and entry["latency_ms"] > 0
+
+
+GET_TIME = {"type": "function", "function": {"name": "get_time", "description": "The time now in a zone.", "parameters": {
+    "type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}}}
+WEATHER_THEN_TIME = ['<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n',
+                     '<tool_call>\n{"name": "get_time", ', '"arguments": {"zone": "CET"}}\n</tool_call>']
+
+
+def newest_finished() -> dict:
+    """The newest traffic entry once its request ended (a stream's entry is finished just after its last event)."""
+    deadline = time.monotonic() + 5
+    while traffic.ring().entries()[0]["status"] == traffic.IN_PROGRESS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return traffic.ring().entries()[0]
+
+
+def both(url: str, **request) -> tuple:
+    """(the blocking answer with its headers, the streamed answer with its final chunk) for one request."""
+    raw = client(url).chat.completions.with_raw_response.create(**request)
+    chunks = list(client(url).chat.completions.create(stream=True, **request))
+    return raw.parse(), raw.headers, streamed(iter(chunks)), chunks[-1]
+
+
+def test_tool_choice_none_and_a_request_without_tools_never_answer_with_calls(app):
+    url, fake, _ = app
+    fake.opts["pieces"] = WEATHER_THEN_TIME
+    text = "".join(WEATHER_THEN_TIME)
+    answer, headers, got, last = both(url, model="hermes-2-pro", messages=ASK, tools=[WEATHER, GET_TIME], tool_choice="none")
+    assert "get_time" in fake.posts("/v1/completions")[-1]["prompt"], "the tools are rendered, as OpenAI's model sees them"
+    message = answer.choices[0].message
+    assert (message.tool_calls, message.content, answer.choices[0].finish_reason) == (None, text, "stop")
+    assert "tool_choice is none: returned as text" in headers["x-pfp-notes"]
+    assert (got["calls"], got["content"], got["finish"]) == ([], text, "stop")
+    assert "tool_choice is none" in last.model_extra["notes"][0]
+    answer, headers, got, _ = both(url, model="qwen2.5", messages=ASK)
+    assert answer.choices[0].message.tool_calls is None and answer.choices[0].message.content == text
+    assert "the request offers no tools" in headers["x-pfp-notes"]
+    assert got["calls"] == [] and got["content"] == text
+    assert "returned as text" in newest_finished()["notes"][-1]
+
+
+def test_a_named_tool_choice_without_a_grammar_drops_calls_to_other_functions(app):
+    url, fake, _ = app
+    fake.opts["pieces"] = WEATHER_THEN_TIME
+    named = {"type": "function", "function": {"name": "get_time"}}
+    answer, headers, got, last = both(url, model="hermes-2-pro", messages=ASK, tools=[WEATHER, GET_TIME], tool_choice=named)
+    assert [c.function.name for c in answer.choices[0].message.tool_calls] == ["get_time"]
+    assert "no grammar sent" in headers["x-pfp-notes"]
+    assert "dropped 1 call(s) to other functions (get_weather): tool_choice names get_time" in headers["x-pfp-notes"]
+    assert [(c["name"], c["arguments"]) for c in got["calls"]] == [("get_time", '{"zone": "CET"}')]
+    assert "dropped 1 call(s)" in last.model_extra["notes"][0]
+
+
+def test_parallel_tool_calls_false_keeps_the_first_call_and_says_so(app):
+    url, fake, _ = app
+    fake.opts["pieces"] = WEATHER_THEN_TIME
+    answer, headers, got, last = both(url, model="hermes-2-pro", messages=ASK, tools=[WEATHER, GET_TIME],
+                                      parallel_tool_calls=False)
+    assert [c.function.name for c in answer.choices[0].message.tool_calls] == ["get_weather"]
+    assert "kept the first 1 of 2 calls (get_weather, get_time): parallel_tool_calls is false" in headers["x-pfp-notes"]
+    assert [c["name"] for c in got["calls"]] == ["get_weather"]
+    assert "parallel_tool_calls is false" in last.model_extra["notes"][0]
+
+
+def test_legacy_function_call_none_and_named(app):
+    url, fake, _ = app
+    fake.opts["pieces"] = MEMGPT_CALL
+    messages = [{"role": "system", "content": "You are Sam."}, {"role": "user", "content": "hi"}]
+    answer = client(url).chat.completions.with_raw_response.create(model="chatml", messages=messages, functions=[SEND_MESSAGE],
+                                                                    function_call="none")
+    message = answer.parse().choices[0].message
+    assert message.function_call is None and message.content.startswith('"send_message"')
+    assert "function_call is none: returned as text" in answer.headers["x-pfp-notes"]
+    answer = client(url).chat.completions.create(model="chatml", messages=messages, functions=[SEND_MESSAGE],
+                                                 function_call={"name": "send_message"})
+    assert answer.choices[0].message.function_call.name == "send_message"
+    with pytest.raises(openai.BadRequestError) as e:
+        client(url).chat.completions.create(model="chatml", messages=messages, functions=[SEND_MESSAGE],
+                                            function_call={"name": "nope"})
+    assert "function_call names 'nope'" in e.value.body["message"]
+
+
+def test_a_blocking_client_that_goes_away_aborts_the_backend_request(app):
+    url, fake, _ = app
+    fake.opts.update(endless=True, delay=0.05)
+    try:
+        before = fake.events.count("disconnect")
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/chat/completions", json={"model": "qwen2.5", "messages": ASK}, timeout=1.0)
+        deadline = time.monotonic() + 10
+        while fake.events.count("disconnect") == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fake.events.count("disconnect") > before, "the backend request went on after the client left"
+    finally:
+        fake.opts.pop("endless")
+        fake.opts.pop("delay")
+    deadline = time.monotonic() + 5
+    while traffic.ring().entries()[0]["status"] != 499 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert traffic.ring().entries()[0]["status"] == 499
+
+
+def test_a_request_is_in_the_traffic_while_it_runs(app):
+    url, fake, _ = app
+    fake.opts["pieces"], fake.opts["delay"] = ["It", " is", " sunny", " now."], 0.3
+    try:
+        with httpx.stream("POST", url + "/v1/chat/completions", json={"model": "qwen2.5", "messages": ASK, "stream": True,
+                                                                       "temperature": 0.2, "max_tokens": 9}) as r:
+            lines = r.iter_lines()
+            next(lines)
+            entry = traffic.ring().entries()[0]
+            assert (entry["status"], entry["wrapper"], entry["latency_ms"] if "latency_ms" in entry else None) == (
+                traffic.IN_PROGRESS, "qwen2.5", None)
+            assert traffic.rows([entry])[0][4] == traffic.IN_PROGRESS
+            version = traffic.ring().version
+            list(lines)
+    finally:
+        fake.opts.pop("delay")
+    assert traffic.ring().version > version and entry["status"] == 200 and entry["latency_ms"] > 0
+    assert (entry["params"]["temperature"], entry["params"]["max_new_tokens"]) == (0.2, 9)
+
+
+def test_a_time_out_is_told_by_the_error_before_its_wording():
+    from backends import BackendError
+    from endpoint.translate import from_user_error
+
+    class Flagged(BackendError):
+        timed_out = True
+
+    assert from_user_error(Flagged("the server stopped sending")).status == 504
+    try:
+        try:
+            raise httpx.ReadTimeout("read")
+        except httpx.ReadTimeout:
+            raise BackendError("no tokens from the server for 30 s") from None
+    except BackendError as chained:
+        assert from_user_error(chained).status == 504, "told by the httpx time-out it was raised from"
+    assert from_user_error(BackendError("the first token did not come within the time limit (60 s)")).status == 504
+    assert from_user_error(BackendError("the server answered HTTP 500: out of memory")).status == 502

@@ -127,7 +127,7 @@ def build_page(startup: StartupConfig) -> gr.Blocks:
                     session_file = gr.File(label="Session file", interactive=False, elem_id="session-file")
                     session_upload = gr.UploadButton("Load session…", file_types=[".json"], elem_id="session-load")
                 session_status = gr.Markdown("", elem_id="session-status")
-            traffic_tab.build(shared["conversation"], panels[0].controls["wrapper"], panels[0].controls["template"])
+            traffic_tab.build(shared["conversation"], panels[0].controls)
         stored = gr.BrowserState(None, storage_key="prompt-format-playground-session")
         conversation, variables, now = shared["conversation"], shared["variables"], shared["now"]
 
