@@ -8,9 +8,11 @@ preset, then explicit overrides (`--param`, the page's controls).
 
 from __future__ import annotations
 
-from core.errors import UserError
+import copy
 import json
 from pathlib import Path
+
+from core.errors import UserError
 
 import yaml
 
@@ -68,7 +70,20 @@ def check_value(key: str, value):
     return int(value) if isinstance(NEUTRAL[key], int) else float(value)
 
 
+_parsed: dict[Path, tuple[tuple[int, int, int], dict]] = {}  # path -> ((inode, mtime, size), values): every request resolves a preset
+
+
 def _read(path: Path) -> dict:
+    """The preset file's checked values; parsed again only when the file changed."""
+    stat = path.stat()
+    stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # saves replace the file: a new inode
+    cached = _parsed.get(path)
+    if cached is None or cached[0] != stamp:
+        cached = _parsed[path] = (stamp, _parse(path))
+    return copy.deepcopy(cached[1])
+
+
+def _parse(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:

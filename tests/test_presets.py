@@ -121,3 +121,13 @@ def test_a_user_preset_still_deletes(user_home):
     presets.save("mine", {"temperature": 0.5})
     presets.delete("mine")
     assert "mine" not in presets.names()
+
+
+def test_a_preset_file_changed_on_disk_is_read_again():
+    presets.save("mine", {"temperature": 0.5})
+    assert presets.load("mine") == {"temperature": 0.5}
+    loaded = presets.load("mine")
+    loaded["temperature"] = 9  # a caller's change does not reach the next load
+    assert presets.load("mine") == {"temperature": 0.5}
+    presets.save("mine", {"temperature": 0.7})
+    assert presets.load("mine") == {"temperature": 0.7}
