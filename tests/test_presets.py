@@ -123,7 +123,7 @@ def test_a_user_preset_still_deletes(user_home):
     assert "mine" not in presets.names()
 
 
-def test_a_preset_file_changed_on_disk_is_read_again():
+def test_a_preset_file_changed_on_disk_is_read_again(user_home):
     presets.save("mine", {"temperature": 0.5})
     assert presets.load("mine") == {"temperature": 0.5}
     loaded = presets.load("mine")
