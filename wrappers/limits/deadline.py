@@ -1,0 +1,95 @@
+"""Time: one watchdog thread stops any render that passes its deadline, wherever it is."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+
+from .sizes import MAX_SECONDS, too_slow
+
+
+class Expired(BaseException):
+    """Raised in a rendering thread at its deadline. A BaseException (like KeyboardInterrupt), so that
+    no `except Exception` in a filter or library swallows it."""
+
+
+class _Ticket:
+    __slots__ = ("deadline", "thread", "fired")
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.thread = threading.get_ident()
+        self.fired = False
+
+
+def _raise_in(thread: int, exc: type[BaseException] | None) -> None:
+    # Python delivers it between two bytecodes of that thread; None cancels one not yet delivered
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(exc) if exc else None)
+
+
+class _Watchdog:
+    """Raises `Expired` once in a thread whose render passed its deadline. Sleeps until the earliest
+    deadline, so a render costs two lock round trips, not a clock read per loop or call."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._tickets: set[_Ticket] = set()
+        self._waiting_for: float | None = None  # the deadline the thread sleeps until (None: for a new ticket)
+        self._thread: threading.Thread | None = None
+
+    def start(self, seconds: float) -> _Ticket:
+        ticket = _Ticket(time.monotonic() + seconds)
+        with self._cond:
+            self._tickets.add(ticket)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="template-watchdog", daemon=True)
+                self._thread.start()
+            elif self._waiting_for is None or ticket.deadline < self._waiting_for:
+                self._cond.notify()
+        return ticket
+
+    def stop(self, ticket: _Ticket) -> None:
+        """Idempotent; once it returns, no `Expired` is pending or will come for this ticket."""
+        with self._cond:
+            self._tickets.discard(ticket)
+            if ticket.fired:
+                _raise_in(ticket.thread, None)
+
+    def forget_thread(self) -> None:
+        """In a forked child: the thread did not come along; the next render starts a new one."""
+        self.__init__()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                self._waiting_for = None
+                for ticket in self._tickets:
+                    if ticket.fired:
+                        continue
+                    if ticket.deadline <= now:
+                        ticket.fired = True
+                        _raise_in(ticket.thread, Expired)
+                    elif self._waiting_for is None or ticket.deadline < self._waiting_for:
+                        self._waiting_for = ticket.deadline
+                self._cond.wait(None if self._waiting_for is None else self._waiting_for - now)
+
+
+_watchdog = _Watchdog()
+os.register_at_fork(after_in_child=_watchdog.forget_thread)
+
+
+def run_bounded(work, *args):
+    """`work(*args)` within the time limit; past it, raises `Limit` (too slow) with the traceback of
+    where it stopped (template lines, when `work` rendered through `render_pieces`)."""
+    ticket = _watchdog.start(MAX_SECONDS)
+    try:
+        try:
+            return work(*args)
+        finally:
+            _watchdog.stop(ticket)
+    except Expired as stop:
+        _watchdog.stop(ticket)  # the stop may have landed inside the first stop(), before it finished
+        raise too_slow().with_traceback(stop.__traceback__) from None
