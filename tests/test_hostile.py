@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = EXAMPLE_PATH.read_text()
 LIMIT_SECONDS = 2.0
 WITHIN = LIMIT_SECONDS * 1.1  # the time limit holds within 10% of its value
-HTTP_ROUND_TRIP = 2.0  # gradio_client's queue join and event stream, on a busy machine
+HTTP_ROUND_TRIP = 3.0  # gradio_client's queue join and event stream, on a busy machine
 
 # name: (template, words the refusal contains; alternatives split by |), shared with bench/template_attacks.py
 _ATTACK_FILE = json.loads((ROOT / "tests/fixtures/templates/attacks.json").read_text(encoding="utf-8"))["attacks"]

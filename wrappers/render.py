@@ -141,7 +141,7 @@ def render(source: str, variables: dict, now: str | None = None) -> str:
     except SecurityError as e:
         raise TemplateError(f"blocked by the template sandbox: {e.message}", _error_line(e)) from None
     except _JinjaTemplateError as e:
-        raise TemplateError(e.message or type(e).__name__, _error_line(e)) from None
+        raise TemplateError(e.message or type(e).__name__, getattr(e, "line", None) or _error_line(e)) from None
     except RecursionError:
         raise TemplateError("the template recursed too deeply and was stopped") from None
     except MemoryError:

@@ -15,11 +15,14 @@ class Expired(BaseException):
     no `except Exception` in a filter or library swallows it."""
 
 
+_REPEAT_AFTER = 1.0  # seconds: a stop swallowed (a finalizer running just then prints and drops it) comes again
+
+
 class _Ticket:
-    __slots__ = ("deadline", "thread", "fired")
+    __slots__ = ("due", "thread", "fired")
 
     def __init__(self, deadline: float):
-        self.deadline = deadline
+        self.due = deadline  # the deadline, then when the stop is repeated
         self.thread = threading.get_ident()
         self.fired = False
 
@@ -30,13 +33,14 @@ def _raise_in(thread: int, exc: type[BaseException] | None) -> None:
 
 
 class _Watchdog:
-    """Raises `Expired` once in a thread whose render passed its deadline. Sleeps until the earliest
-    deadline, so a render costs two lock round trips, not a clock read per loop or call."""
+    """Raises `Expired` in a thread whose render passed its deadline (again every second until the
+    render ends). Sleeps until the next one is due, so a render costs two lock round trips, not a
+    clock read per loop or call."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._tickets: set[_Ticket] = set()
-        self._waiting_for: float | None = None  # the deadline the thread sleeps until (None: for a new ticket)
+        self._waiting_for: float | None = None  # when the thread wakes next (None: for a new ticket)
         self._thread: threading.Thread | None = None
 
     def start(self, seconds: float) -> _Ticket:
@@ -46,7 +50,7 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="template-watchdog", daemon=True)
                 self._thread.start()
-            elif self._waiting_for is None or ticket.deadline < self._waiting_for:
+            elif self._waiting_for is None or ticket.due < self._waiting_for:
                 self._cond.notify()
         return ticket
 
@@ -65,15 +69,12 @@ class _Watchdog:
         with self._cond:
             while True:
                 now = time.monotonic()
-                self._waiting_for = None
                 for ticket in self._tickets:
-                    if ticket.fired:
-                        continue
-                    if ticket.deadline <= now:
+                    if ticket.due <= now:
                         ticket.fired = True
+                        ticket.due = now + _REPEAT_AFTER
                         _raise_in(ticket.thread, Expired)
-                    elif self._waiting_for is None or ticket.deadline < self._waiting_for:
-                        self._waiting_for = ticket.deadline
+                self._waiting_for = min((t.due for t in self._tickets), default=None)
                 self._cond.wait(None if self._waiting_for is None else self._waiting_for - now)
 
 
@@ -81,15 +82,25 @@ _watchdog = _Watchdog()
 os.register_at_fork(after_in_child=_watchdog.forget_thread)
 
 
+def _stop_watching(ticket: _Ticket) -> None:
+    # a stop repeated while this runs lands here, before the ticket is gone: try again
+    while True:
+        try:
+            _watchdog.stop(ticket)
+            return
+        except Expired:
+            continue
+
+
 def run_bounded(work, *args):
-    """`work(*args)` within the time limit; past it, raises `Limit` (too slow) with the traceback of
-    where it stopped (template lines, when `work` rendered through `render_pieces`)."""
+    """`work(*args)` within the time limit; past it, raises `Limit` (too slow), with the template line
+    where it stopped when `work` rendered through `render_pieces`."""
     ticket = _watchdog.start(MAX_SECONDS)
     try:
         try:
             return work(*args)
         finally:
-            _watchdog.stop(ticket)
+            _stop_watching(ticket)
     except Expired as stop:
-        _watchdog.stop(ticket)  # the stop may have landed inside the first stop(), before it finished
-        raise too_slow().with_traceback(stop.__traceback__) from None
+        _stop_watching(ticket)  # the stop may have landed inside the first one, before it finished
+        raise too_slow(getattr(stop, "line", None)) from None

@@ -69,9 +69,22 @@ def render_pieces(template, variables: dict, **more) -> str:
             if chars > MAX_OUTPUT_CHARS:
                 raise too_big("the rendered prompt")
             append(piece)
-    except (Exception, Expired):
+    except Expired as stop:  # Jinja's traceback rewrite fails on a frame stopped where Python has no line
+        stop.line = _template_line(template, stop.__traceback__)
+        raise
+    except Exception:
         template.environment.handle_exception()
     return "".join(out)
+
+
+def _template_line(template, tb) -> int | None:
+    """The template line of the innermost template frame in `tb` that has a line."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>" and tb.tb_lineno is not None:
+            line = template.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
 
 
 _HELPERS = ("checked_add", "checked_mul", "checked_mod", "checked_pow", "checked_concat", "checked_value",

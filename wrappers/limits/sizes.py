@@ -18,11 +18,15 @@ VIEWS = (type({}.keys()), type({}.values()), type({}.items()), set, frozenset)
 
 
 class Limit(TemplateError):
-    """A render limit was hit; the message says which."""
+    """A render limit was hit; the message says which, `line` where (when the traceback cannot)."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
 
 
-def too_slow() -> Limit:
-    return Limit(f"rendering took longer than {MAX_SECONDS:g} s and was stopped (a runaway loop or recursion?)")
+def too_slow(line: int | None = None) -> Limit:
+    return Limit(f"rendering took longer than {MAX_SECONDS:g} s and was stopped (a runaway loop or recursion?)", line)
 
 
 def too_big(what: str = "a value") -> Limit:
