@@ -114,3 +114,24 @@ def test_the_limits_change_nothing_an_ordinary_template_renders(source):
     plain.filters.update(HELPER_FILTERS)
     variables = {"b": "bee", "items": [{"n": 1}, {"n": 2}, {"m": 3}]}
     assert render(source, variables) == plain.from_string(source).render(**variables)
+
+
+def test_renders_ending_at_their_deadline_never_leak_a_stop(monkeypatch):
+    """The watchdog raises in the rendering thread; a render that ends just as its deadline passes
+    must not take that stop with it (into the caller), nor leave the watchdog's lock held."""
+    from wrappers.limits import deadline
+
+    monkeypatch.setattr(deadline, "MAX_SECONDS", 0.004)
+    busy = "{% for i in range(n) %}{{ i }}{% endfor %}"
+    outcomes = {"rendered": 0, "stopped": 0}
+    for attempt in range(400):
+        try:
+            render(busy, {"n": 300 + attempt % 7 * 150})  # about the deadline on either side
+            outcomes["rendered"] += 1
+        except TemplateError as e:
+            assert "longer than" in str(e), e
+            outcomes["stopped"] += 1
+        total = sum(range(2000))  # a stop landing late would surface here, outside any render
+        assert total == 1999000
+    assert outcomes["rendered"] and outcomes["stopped"], outcomes  # both sides of the deadline were hit
+    assert not deadline._watchdog._tickets

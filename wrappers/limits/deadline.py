@@ -38,14 +38,17 @@ class _Watchdog:
     clock read per loop or call."""
 
     def __init__(self):
-        self._cond = threading.Condition()
+        # rendering threads take the bare lock: its enter is C, so a stop landing just after it is
+        # taken lands inside the `with` and releases it (a Condition's Python-level enter would not)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._tickets: set[_Ticket] = set()
         self._waiting_for: float | None = None  # when the thread wakes next (None: for a new ticket)
         self._thread: threading.Thread | None = None
 
     def start(self, seconds: float) -> _Ticket:
         ticket = _Ticket(time.monotonic() + seconds)
-        with self._cond:
+        with self._lock:
             self._tickets.add(ticket)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="template-watchdog", daemon=True)
@@ -56,7 +59,7 @@ class _Watchdog:
 
     def stop(self, ticket: _Ticket) -> None:
         """Idempotent; once it returns, no `Expired` is pending or will come for this ticket."""
-        with self._cond:
+        with self._lock:
             self._tickets.discard(ticket)
             if ticket.fired:
                 _raise_in(ticket.thread, None)
