@@ -245,7 +245,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             check_keeper(__obj, args, kwargs)
         return __context.call(__obj, *args, **kwargs)
 
-    def wrap_str_format(self, value):
+    def wrap_str_format(self, value):  # the sandbox asks this of every attribute it fetches
+        if type(value) is not BUILTIN_METHOD and type(value) is not MethodType:
+            return None
         wrapper = super().wrap_str_format(value)
         if wrapper is None:
             return None

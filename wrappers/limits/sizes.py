@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jinja2 import TemplateError
+from jinja2 import TemplateError, Undefined
 from jinja2.utils import Namespace
 
 MAX_SECONDS = 2.0
@@ -14,6 +14,7 @@ MAX_CODE_LINES = 2_500  # Python a template compiles to (the biggest built-in: 5
 
 TEXT = (str, bytes, bytearray)
 CONTAINERS = (dict, list, tuple)  # what JSON and repr print in full; caller data or checked when built
+_PRINTS_AS_IS = (*TEXT, *CONTAINERS, Undefined)
 VIEWS = (type({}.keys()), type({}.values()), type({}.items()), set, frozenset)
 
 
@@ -46,44 +47,36 @@ def text_size(value, budget: int = MAX_OUTPUT_CHARS) -> int:
     counted again; stops counting once over `budget`."""
     if type(value) is str:
         return len(value)
-    total = 0
-    todo = [value]
-    pop, push = todo.pop, todo.append
-    while todo:
-        item = pop()
-        kind = type(item)
-        if kind is dict or isinstance(item, dict):
-            total += 2 + 2 * len(item)
-            for key in item:
-                if type(key) is str:
-                    total += len(key) + 4
-                else:
-                    push(key)
-            children = item.values()
-        elif kind is list or kind is tuple or isinstance(item, (list, tuple, *VIEWS)):
-            total += 2 + 2 * len(item)
-            children = item
-        elif isinstance(item, TEXT):
-            total += len(item) + 4
-            continue
-        elif kind is int:
-            total += 8 + item.bit_length() // 3
-            continue
-        elif isinstance(item, Namespace):  # its repr shows every attribute
-            push(item._Namespace__attrs)  # noqa: SLF001  (Namespace keeps them there and lets this name through)
-            total += 12
-            continue
-        else:
+    return _size(value, budget)
+
+
+def _size(value, budget: int) -> int:
+    # recursive (a template's values nest a few levels deep), with the common children inline
+    kind = type(value)
+    if kind is str or isinstance(value, TEXT):
+        return len(value) + 4
+    if kind is int:
+        return 8 + value.bit_length() // 3
+    if kind is dict or isinstance(value, dict):
+        total = 2 + 2 * len(value)
+        for key in value:
+            total += len(key) + 4 if type(key) is str else _size(key, budget - total)
+        children = value.values()
+    elif kind is list or kind is tuple or isinstance(value, (list, tuple, *VIEWS)):
+        total = 2 + 2 * len(value)
+        children = value
+    elif isinstance(value, Namespace):  # its repr shows every attribute
+        return 12 + _size(value._Namespace__attrs, budget)  # noqa: SLF001  (Namespace keeps them there and lets this name through)
+    else:  # float, bool, None, and what prints short (a macro, a loop, a range)
+        return 8
+    for child in children:
+        kind = type(child)
+        if kind is str:
+            total += len(child) + 4
+        elif kind is float or kind is bool or child is None:
             total += 8
-            continue
-        for child in children:
-            kind = type(child)
-            if kind is str:
-                total += len(child) + 4
-            elif kind is float or kind is bool or child is None:
-                total += 8
-            else:
-                push(child)
+        else:
+            total += _size(child, budget - total)
         if total > budget:
             return total
     return total
@@ -111,8 +104,9 @@ def checked_value(value):
 
 def checked_print(value):
     """`{{ value }}` when value is not text (also the environment's finalize): lists and dicts are
-    caller data or were counted when built; anything else (a namespace, a dict view) is counted now."""
-    if not isinstance(value, (*TEXT, *CONTAINERS)):
+    caller data or were counted when built, an undefined value prints as nothing (or says it is
+    undefined); anything else (a namespace, a dict view) is counted now."""
+    if not isinstance(value, _PRINTS_AS_IS):
         ensure(text_size(value), "a printed value")
     return value
 
