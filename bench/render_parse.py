@@ -2,21 +2,29 @@
 
 - Render: a 50-message conversation with 10 functions, with every built-in wrapper: median ms per
   render (compiled templates cached, as in the app). Target: <= 2 ms median for every wrapper.
+- Limits: the same renders against the same template in a plain `ImmutableSandboxedEnvironment`
+  (same options, filters and globals, compiled once, no limits), interleaved, median CPU time of
+  the process (the watchdog thread included). Target: ours <= 1.3x plain for every wrapper.
+  `--baseline DIR` adds another checkout's renderer (DIR/wrappers, e.g. from `git archive`) to the
+  same interleaved run: before and after side by side.
 - Parse: the dev corpus (tests/fixtures/parsers/dev_corpus.jsonl) parsed per format on one core:
   outputs per second. Target: >= 5,000 outputs/s per format.
 - MemGPT: its own wrapper code (pymemgpt 0.3.x, downloaded into a temporary folder, never installed
   into the project) on the same conversation and MemGPT's raw outputs, beside ours.
 
-    python bench/render_parse.py [--repeat 200] [--no-memgpt]
+    python bench/render_parse.py [--repeat 200] [--no-memgpt] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import datetime
 import glob
+import importlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +40,10 @@ from parsers import ParseContext  # noqa: E402
 from core.conversation import Conversation  # noqa: E402
 from wrappers.render import TemplateError  # noqa: E402
 
+render_module = importlib.import_module("wrappers.render")  # the module: `wrappers.render` is also the function
+
 RENDER_TARGET_MS = 2.0
+LIMITS_TARGET = 1.3
 PARSE_TARGET = 5000
 
 
@@ -51,6 +62,17 @@ def variants(data: dict):
     yield "no functions", {**data, "messages": alternating, "functions": []}
 
 
+def rendering_shape(w, data: dict) -> tuple[str, Conversation, str] | None:
+    """(shape label, conversation, prompt) of the first conversation shape the wrapper renders."""
+    for label, shape in variants(data):
+        conv = Conversation.from_data(copy.deepcopy(shape))
+        try:
+            return label, conv, w.render(conv)
+        except TemplateError:
+            continue
+    return None
+
+
 def bench_render(repeat: int) -> list[tuple[str, float, str, int]]:
     data = conversation(50, 10)
     rows = []
@@ -58,16 +80,11 @@ def bench_render(repeat: int) -> list[tuple[str, float, str, int]]:
         w = wrappers.get(name)
         if not getattr(w, "builtin", False):
             continue
-        for label, shape in variants(data):  # noqa: B007  (label names the shape that rendered)
-            conv = Conversation.from_data(copy.deepcopy(shape))
-            try:
-                prompt = w.render(conv)
-                break
-            except TemplateError:
-                continue
-        else:
+        found = rendering_shape(w, data)
+        if found is None:
             rows.append((name, float("nan"), "refuses every shape", 0))
             continue
+        label, conv, prompt = found
         for _ in range(5):
             w.render(conv)
         samples = []
@@ -77,6 +94,79 @@ def bench_render(repeat: int) -> list[tuple[str, float, str, int]]:
             samples.append(time.perf_counter() - t)
         rows.append((name, median_ms(samples), label, len(prompt)))
     return rows
+
+
+def plain_renderer():
+    """Render like ours, in a plain ImmutableSandboxedEnvironment: same options, filters, tests and
+    globals, templates compiled once; no limits."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(**render_module.OPTIONS)
+    env.filters.update(render_module.HELPER_FILTERS)
+    env.tests.update(render_module.HELPER_TESTS)
+    env.globals.update(render_module.HELPER_GLOBALS)
+    compiled: dict[str, object] = {}
+
+    def render(source: str, variables: dict, now: str | None = None) -> str:
+        template = compiled.get(source) or compiled.setdefault(source, env.from_string(source))
+        today = datetime.datetime.fromisoformat(now) if now else datetime.datetime.now()
+        return template.render(**variables, strftime_now=today.strftime)
+
+    return render
+
+
+def baseline_renderer(folder: str):
+    """`render` of another checkout's wrappers/render.py, imported as a package of its own without
+    running that package's __init__ (which would import the rest of that checkout)."""
+    package = types.ModuleType("baseline_wrappers")
+    package.__path__ = [os.path.join(os.path.abspath(folder), "wrappers")]
+    sys.modules["baseline_wrappers"] = package
+    return importlib.import_module("baseline_wrappers.render").render
+
+
+def bench_limits(repeat: int, baseline: str | None) -> list[dict]:
+    """Per built-in Jinja wrapper: median CPU ms per render, plain sandbox vs ours (vs the baseline)."""
+    renderers = {"plain": plain_renderer(), "ours": render_module.render}
+    if baseline:
+        renderers["baseline"] = baseline_renderer(baseline)
+    data = conversation(50, 10)
+    rows = []
+    for name in wrappers.names():
+        w = wrappers.get(name)
+        if not getattr(w, "builtin", False) or not w.editable:
+            continue
+        found = rendering_shape(w, data)
+        if found is None:
+            continue
+        _, conv, prompt = found
+        variables = w.variables_for(conv)
+        same = all(fn(w.template, variables, conv.now) == prompt for fn in renderers.values())
+        samples: dict[str, list[float]] = {label: [] for label in renderers}
+        for _ in range(repeat):  # interleaved, so that a busy moment of the machine hits every column alike
+            for label, fn in renderers.items():
+                start = time.process_time()
+                fn(w.template, variables, conv.now)
+                samples[label].append(time.process_time() - start)
+        ms = {label: statistics.median(values) * 1000 for label, values in samples.items()}
+        rows.append({"wrapper": name, "same": same, **ms,
+                     **{f"{label} ratio": ms[label] / ms["plain"] for label in renderers if label != "plain"}})
+    return rows
+
+
+def print_limits(rows: list[dict], repeat: int) -> None:
+    columns = [c for c in ("ours", "baseline") if c in rows[0]]
+    print(f"## limits: ours vs a plain ImmutableSandboxedEnvironment, same template and input, CPU time, "
+          f"median of {repeat} interleaved (target <= {LIMITS_TARGET}x)")
+    print(f"{'wrapper':50} {'plain ms':>9}" + "".join(f" {c + ' ms':>11} {c + ' x':>10}" for c in columns))
+    for r in sorted(rows, key=lambda r: -r["ours ratio"]):
+        flag = "" if r["ours ratio"] <= LIMITS_TARGET else "  <-- over target"
+        flag += "" if r["same"] else "  <-- outputs differ"
+        print(f"{r['wrapper']:50} {r['plain']:9.3f}" + "".join(f" {r[c]:11.3f} {r[c + ' ratio']:9.2f}x" for c in columns) + flag)
+    for c in columns:
+        ratios = sorted((r[c + " ratio"] for r in rows), reverse=True)
+        print(f"{c}: worst {ratios[0]:.2f}x, median {statistics.median(ratios):.2f}x, over target "
+              f"{sum(1 for x in ratios if x > LIMITS_TARGET)} of {len(ratios)}")
+    print()
 
 
 def bench_parse(min_seconds: float = 0.3) -> list[tuple[str, int, float]]:
@@ -190,6 +280,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=200, help="renders per wrapper (default: %(default)s)")
     ap.add_argument("--no-memgpt", action="store_true", help="skip downloading MemGPT's wrapper code")
+    ap.add_argument("--baseline", metavar="DIR", help="another checkout whose renderer joins the limits table")
     args = ap.parse_args()
     header("render and parse")
 
@@ -202,6 +293,8 @@ def main() -> int:
     valid = [r[1] for r in rows if r[1] == r[1]]
     print(f"wrappers: {len(rows)}; worst median {max(valid):.3f} ms; over target: "
           f"{sum(1 for v in valid if v > RENDER_TARGET_MS)}\n")
+
+    print_limits(bench_limits(args.repeat, args.baseline), args.repeat)
 
     parse_rows = bench_parse()
     print(f"## parse: dev corpus per format, one core (target >= {PARSE_TARGET:,} outputs/s)")

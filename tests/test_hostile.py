@@ -32,37 +32,12 @@ from wrappers.render import MAX_OUTPUT_CHARS, TemplateError, render
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = EXAMPLE_PATH.read_text()
 LIMIT_SECONDS = 2.0
-SLACK = 1.5  # the clock is read every few hundred loop iterations; a loaded CI machine is slower
+WITHIN = LIMIT_SECONDS * 1.1  # the time limit holds within 10% of its value
+HTTP_ROUND_TRIP = 3.0  # gradio_client's queue join and event stream, on a busy machine
 
-# name: (template, words the message must contain)
-RUNAWAY = {
-    "nested loops": ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "longer than 2 s"),
-    "nested loops with output": ("{% for i in range(100000) %}{% for j in range(100000) %}{% if false %}x{% endif %}"
-                                 "{% endfor %}{% endfor %}", "longer than 2 s"),
-    "range(10**9)": ("{% for i in range(10**9) %}{% endfor %}", "too big"),
-    "string multiplication": ("{{ 'a' * 10**9 }}", "over 2,000,000 characters"),
-    "string multiplication via a variable": ("{% set n = 10**9 %}{{ 'ab' * n }}", "over 2,000,000 characters"),
-    "list multiplication": ("{{ [1, 2] * 10**9 }}", "over 2,000,000 characters"),
-    "huge power": ("{{ 2 ** (10 ** 9) }}", "over 2,000,000 characters"),
-    "doubling with ~": ("{% set ns = namespace(s='a') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
-                        "{{ ns.s|length }}", "over 2,000,000 characters"),
-    "doubling with +": ("{% set ns = namespace(s='a') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
-                        "over 2,000,000 characters"),
-    "block capture": ("{% set s = 'a' * 1000000 %}{% set x %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endset %}"
-                      "{{ x|length }}", "over 2,000,000 characters"),
-    "join of many references": ("{% set s = 'a' * 1000000 %}{{ [s, s, s]|join }}", "over 2,000,000 characters"),
-    "printing many references": ("{% set s = 'a' * 1000000 %}{{ [s, s, s] }}", "over 2,000,000 characters"),
-    "str.center": ("{{ 'a'.center(10**9) }}", "over 2,000,000 characters"),
-    "center filter": ("{{ 'a'|center(10**9) }}", "over 2,000,000 characters"),
-    "str.format width": ("{{ '{:>999999999}'.format(1) }}", "huge width"),
-    "%-format width": ("{{ '%999999999d' % 1 }}", "huge width"),
-    "str.replace growth": ("{% set s = 'a' * 2000 %}{{ s.replace('a', s) }}", "over 2,000,000 characters"),
-    "tojson indent": ("{{ range(100000)|list|tojson(indent=100000) }}", "indent over 64"),
-    "lipsum": ("{{ lipsum(100000) }}", "over 2,000,000 characters"),
-    "huge output": ("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", "over 2,000,000 characters"),
-    "recursive macro": ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursed too deeply"),
-    "recursive loop": ("{% for i in range(100000) recursive %}{{ loop(range(100000)) }}{% endfor %}", "recursed too deeply"),
-}
+# name: (template, words the refusal contains; alternatives split by |), shared with bench/template_attacks.py
+_ATTACK_FILE = json.loads((ROOT / "tests/fixtures/templates/attacks.json").read_text(encoding="utf-8"))["attacks"]
+ATTACKS = {name: (entry[0] * (entry[2] if len(entry) > 2 else 1), entry[1]) for name, entry in _ATTACK_FILE.items()}
 
 SSTI = {
     "__class__ walk": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
@@ -94,16 +69,35 @@ def _assert_still_serving() -> None:
     assert _render("{{ messages | length }}") == str(len(json.loads(EXAMPLE)["messages"]))
 
 
-@pytest.mark.parametrize("name", list(RUNAWAY))
-def test_runaway_template_stops_within_the_limit_with_a_clear_message(name):
-    template, words = RUNAWAY[name]
-    start = time.monotonic()
-    with pytest.raises(TemplateError) as caught:
-        render(template, {})
-    elapsed = time.monotonic() - start
-    assert elapsed < LIMIT_SECONDS + SLACK, f"{name} took {elapsed:.2f} s"
-    assert words in str(caught.value)
-    _assert_still_serving()
+@pytest.fixture(scope="module")
+def attack_reports():
+    """Every attack run alone in a child process forked from a fresh interpreter that has rendered
+    already (bench/template_attacks.py): so the child's peak RSS is its own, and its render needs a
+    watchdog thread of its own (the parent's does not come along through fork)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench/template_attacks.py"), "--json"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    return {r["name"]: r for r in map(json.loads, done.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_template_attack_stops_in_time_with_little_memory_and_a_clear_message(attack_reports, name):
+    report = attack_reports[name]
+    assert "error" not in report, report
+    assert report["names_the_limit"], f"{ATTACKS[name][1]!r} not in {report['message']!r}"
+    # wall time; on a machine busy with other work, the CPU time the process got (it waited for a core)
+    assert min(report["seconds"], report["cpu_seconds"]) <= WITHIN, report
+    assert report["peak_mb"] <= 100, report
+    assert report["still_serving"], report
+
+
+def test_attacks_cover_the_reported_gaps():
+    """Issue 14's template gaps, each among the attacks above."""
+    templates = [t for t, _ in ATTACKS.values()]
+    for gap in ("[1]|batch(10**8, 'x')|list|length", "('a'.encode() * 10**9)|length", "'a'.encode() * 10**9 }}",
+                "[1]|slice(10**7)|list|length", "'a'.encode().zfill(10**8)", "'a'.encode().center(10**8)",
+                "'a'.encode().ljust(10**8)"):
+        assert any(gap in t for t in templates), gap
 
 
 @pytest.mark.parametrize("name", list(SSTI))
@@ -121,11 +115,23 @@ def test_unsafe_attribute_is_named_not_printed_as_empty():
         render("{{ raise_exception.__globals__ }}", {})
 
 
+def test_printing_a_name_the_template_was_never_given_is_an_error():
+    # Flask-style probes name what is missing instead of printing nothing
+    for name in ("config", "request", "settings"):
+        with pytest.raises(TemplateError, match=rf"'{name}' is undefined"):
+            render("{{ %s }}" % name, {})
+    # as in transformers, a missing key, attribute or argument prints as nothing, and an undefined
+    # name is falsy and takes a default
+    assert render("{{ m.missing }}|{{ [] | first }}|{{ 'a' if false }}|{% if config %}x{% endif %}|"
+                  "{{ config | default('d') }}|{% if config is defined %}x{% endif %}", {"m": {}}) == "||||d|"
+    assert render("{% macro f(a) %}[{{ a }}]{% endmacro %}{{ f() }}", {}) == "[]"
+
+
 def test_page_preview_shows_the_limit_in_place_of_the_prompt():
-    text, status = panels.preview("chatml", RUNAWAY["string multiplication"][0], EXAMPLE)
+    text, status = panels.preview("chatml", ATTACKS["string multiplication"][0], EXAMPLE)
     assert text.startswith("Template error at line 1:") and "over 2,000,000 characters" in text
     assert status.startswith("❌ Template error")
-    text, status = panels.preview("chatml", RUNAWAY["nested loops"][0], EXAMPLE)
+    text, status = panels.preview("chatml", ATTACKS["nested loops"][0], EXAMPLE)
     assert "longer than 2 s" in status
     text, status = panels.preview("chatml", "{{ messages[0].role }}", EXAMPLE)
     assert text == "system" and status.startswith("✅")
@@ -142,26 +148,38 @@ def test_the_limits_leave_ordinary_big_prompts_alone():
 
 
 def test_limits_hold_in_concurrent_renders():
-    results = {}
+    results, seconds = {}, {}
 
     def run(i):
+        start = time.monotonic()
         try:
-            results[i] = render(RUNAWAY["nested loops"][0] if i % 2 else "{{ n }}", {"n": i})
+            results[i] = render(ATTACKS["nested loops"][0] if i % 2 else "{{ n }}", {"n": i})
         except TemplateError as e:
             results[i] = e
+        seconds[i] = time.monotonic() - start
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
-    start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert time.monotonic() - start < 3 * (LIMIT_SECONDS + SLACK)
     for i in range(6):
-        if i % 2:
-            assert isinstance(results[i], TemplateError)
+        if i % 2:  # each runaway render stops at its own deadline, though three share the interpreter
+            assert isinstance(results[i], TemplateError) and "longer than 2 s" in str(results[i])
+            assert seconds[i] <= WITHIN + 0.5, seconds  # three CPU-bound threads take turns on the GIL
         else:
             assert results[i] == str(i)
+
+
+def test_a_stopped_render_leaves_nothing_pending_in_its_thread():
+    """The watchdog stops a render by raising in its thread; nothing of it may land after render returns."""
+    with pytest.raises(TemplateError, match="longer than 2 s"):
+        render(ATTACKS["nested loops"][0], {})
+    total = 0
+    for i in range(3_000_000):  # ~0.5 s of plain Python in the same thread, past where a late stop would land
+        total += i
+    assert total == 3_000_000 * 2_999_999 // 2
+    assert render("{{ 1 + 1 }}", {}) == "2"
 
 
 # --- the same, through the app served for real ---------------------------------------------------------
@@ -175,13 +193,14 @@ def client(app_url):
     c.close()
 
 
-@pytest.mark.parametrize("name", ["nested loops", "string multiplication", "recursive macro", "block capture"])
+@pytest.mark.parametrize("name", ["nested loops", "string multiplication", "recursive macro", "block capture",
+                                  "batch with a fill value", "bytes multiplication"])
 def test_app_refuses_a_runaway_template_and_serves_the_next_request(client, name):
-    template, words = RUNAWAY[name]
+    template, words = ATTACKS[name]
     start = time.monotonic()
     with pytest.raises(Exception) as caught:
         client.predict("chatml", EXAMPLE, template, api_name="/render")
-    assert time.monotonic() - start < LIMIT_SECONDS + SLACK + 2
+    assert time.monotonic() - start < WITHIN + HTTP_ROUND_TRIP
     assert words in str(caught.value)
     assert client.predict("chatml", EXAMPLE, "{{ messages[0].role }}", api_name="/render") == "system"
 
