@@ -13,22 +13,25 @@ import threading
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never send telemetry
 
 import cli  # noqa: E402
+from flow.admission import BackendSlots  # noqa: E402
 from flow.startup import StartupConfig  # noqa: E402
 
 
 def build_app(config: StartupConfig):
-    """The page with the named API endpoints, as one Gradio Blocks."""
+    """The page with the named API endpoints, as one Gradio Blocks, sharing one bound on backend requests."""
+    # imported here, not at the top: the CLI's own commands (render, parse...) run without loading Gradio
     import api
     from ui.page import build_page
 
-    with build_page(config) as blocks:
-        api.register()
+    slots = BackendSlots(config.max_generations, config.max_generations_per_session)
+    with build_page(config, slots) as blocks:
+        api.register(slots)
     return blocks
 
 
 def build_endpoint(config: StartupConfig) -> list:
     """The /v1 routes, with the traffic ring the page's Traffic tab reads."""
-    import endpoint
+    import endpoint  # only when serving, like the page
     from flow import traffic
 
     traffic.configure(config.traffic_size, config.traffic_log or None)
@@ -38,9 +41,8 @@ def build_endpoint(config: StartupConfig) -> list:
 def launch(blocks, host: str, port: int, auth: tuple[str, str] | None = None, share: bool = False, routes=(), **extra):
     """Start serving; the same settings for `python app.py` and the tests. `routes` go on the same server
     before Gradio's own (FastAPI's `routes` argument), so /v1 is served on the page's host and port."""
-    from ui.page import CSS
+    from ui.page import CSS  # build_app has imported it already
 
-    blocks.queue(default_concurrency_limit=None)
     if auth:
         extra["auth"] = [tuple(auth)]
         extra["auth_message"] = "Prompt Format Playground: sign in with the user name and password given to --auth."

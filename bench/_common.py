@@ -9,6 +9,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,8 +102,21 @@ def start_app(port: int, *extra: str, log_path: str = "/tmp/bench-app.log", root
 
 
 def checkouts(baseline: str) -> dict[str, Path]:
-    """{label: checkout} to measure: this one, and the baseline when one is given (side by side in one run)."""
-    return {"this": ROOT, **({"baseline": Path(baseline).resolve()} if baseline else {})}
+    """{label: checkout} to measure: this one, and the baseline when one is given (side by side in one run).
+    `baseline` is a folder holding another checkout, or a commit of this repository, unpacked once with
+    `git archive` into the temporary folder."""
+    if not baseline:
+        return {"this": ROOT}
+    if Path(baseline).is_dir():
+        return {"this": ROOT, "baseline": Path(baseline).resolve()}
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", f"{baseline}^{{commit}}"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    folder = Path(tempfile.gettempdir()) / f"pfp-baseline-{commit}"
+    if not (folder / "app.py").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return {"this": ROOT, "baseline": folder}
 
 
 def stop(process: subprocess.Popen) -> None:

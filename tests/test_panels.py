@@ -59,16 +59,16 @@ def test_save_as_never_overwrites_a_builtin_or_escapes_the_folder(user_home):
     assert wrappers.get("chatml").builtin
 
 
-def test_preset_values_fill_every_control_in_order():
+def test_preset_values_fill_every_preset_control_by_name():
     values = panels.preset_values("deterministic")
-    keys = panels.SLIDER_KEYS
-    assert values[keys.index("top_k")] == 1 and values[keys.index("temperature")] == 0.0
-    assert values[-2] == ""  # no stop list: the wrapper's own is used
-    assert json.loads(panels.preset_values("memgpt-default")[-2])[0] == "\nUSER:"
+    assert list(values) == panels.PRESET_CONTROLS
+    assert values["top_k"] == 1 and values["temperature"] == 0.0
+    assert values["stop_json"] == ""  # no stop list: the wrapper's own is used
+    assert json.loads(panels.preset_values("memgpt-default")["stop_json"])[0] == "\nUSER:"
 
 
 def test_controls_become_explicit_params_and_empty_stop_means_the_wrappers():
-    sliders = [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS]
+    sliders = panels.neutral_values()
     params = panels.params_from_controls(sliders, "", ["<|im_end|>"])
     assert params["stop"] == ["<|im_end|>"]
     assert panels.params_from_controls(sliders, '["\\nUSER:"]', ["x"])["stop"] == ["\nUSER:"]
@@ -84,15 +84,14 @@ def test_backend_defaults_say_which_parameters_are_ignored():
     assert url.startswith("http://") and "top_k" in ignored and "temperature" not in ignored
 
 
-def _config(**values):
-    sliders = [{**presets.NEUTRAL, **values}[k] for k in panels.SLIDER_KEYS]
-    return sliders
+def _config(**controls) -> panels.PanelConfig:
+    """Panel 1 on the embedded model with the chatml wrapper, neutral samplers, and `controls` by name."""
+    return panels.PanelConfig.from_values({"timeout": 60, "wrapper": "chatml", "template": panels.wrapper_view("chatml")[0],
+                                           "preset": "deterministic", **panels.neutral_values(), **controls})
 
 
 def test_generation_streams_then_finishes_with_a_parse_and_the_request():
-    template, _ = panels.wrapper_view("chatml")
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
-                              _config(top_k=1, temperature=0.0, max_new_tokens=12, seed=3), "", "")
+    config = _config(top_k=1, temperature=0.0, max_new_tokens=12, seed=3)
     updates = list(panels.run_generation(config, EXAMPLE))
     raw, parsed, request, status, record = updates[-1]
     assert status.startswith("Done"), status
@@ -103,9 +102,7 @@ def test_generation_streams_then_finishes_with_a_parse_and_the_request():
 
 
 def test_streamed_updates_are_coalesced_but_the_first_chunk_and_the_end_go_out_at_once():
-    template, _ = panels.wrapper_view("chatml")
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
-                              _config(top_k=1, temperature=0.0, max_new_tokens=16, seed=3, stop=[]), "[]", "")
+    config = _config(top_k=1, temperature=0.0, max_new_tokens=16, seed=3, stop_json="[]")
     every = list(panels.run_generation(config, EXAMPLE))
     coalesced = list(panels.run_generation(config, EXAMPLE, update_every=3600))
     streaming = [u for u in every[1:-1] if u[0]]
@@ -116,23 +113,22 @@ def test_streamed_updates_are_coalesced_but_the_first_chunk_and_the_end_go_out_a
 
 
 def test_generation_errors_end_with_a_sentence_and_keep_the_page_usable():
-    config = panels.PanelConfig("openai", "http://127.0.0.1:9", "", "", 2, "", "chatml", "x", "deterministic", _config(), "", "")
+    config = _config(backend_type="openai", url="http://127.0.0.1:9", timeout=2, template="x")
     *_, (raw, parsed, request, status, record) = panels.run_generation(config, EXAMPLE)
     assert status.startswith("❌ cannot connect") and parsed is None and record is None
 
 
 def test_json_schema_from_the_page_constrains_a_real_generation():
     schema = '{"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}'
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml",
-                              "<|im_start|>user\nHow many legs has a cat?<|im_end|>\n<|im_start|>assistant\n", "deterministic",
-                              _config(top_k=1, temperature=0.0, max_new_tokens=24, seed=1), "[]", "", 0, schema)
+    config = _config(template="<|im_start|>user\nHow many legs has a cat?<|im_end|>\n<|im_start|>assistant\n",
+                     top_k=1, temperature=0.0, max_new_tokens=24, seed=1, stop_json="[]", json_schema=schema)
     *_, (raw, parsed, request, status, record) = panels.run_generation(config, EXAMPLE)
     assert request["json"]["json_schema"]["required"] == ["answer"]  # recorded as sent
     assert isinstance(json.loads(raw)["answer"], int), raw
 
 
 def test_a_bad_json_schema_is_a_sentence():
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", "x", "deterministic", _config(), "", "", 0, "{nope")
+    config = _config(template="x", json_schema="{nope")
     *_, last = panels.run_generation(config, EXAMPLE)
     assert last[3].startswith("❌ the JSON schema is not valid JSON")
 

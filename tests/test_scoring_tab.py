@@ -3,13 +3,11 @@
 import json
 import threading
 
-import presets
 from workbench import panels, scoring_tab
 
 
 def _embedded():
-    sliders = [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS]
-    return panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", "", "deterministic", sliders, "", "")
+    return panels.PanelConfig.from_values({"timeout": 60, "wrapper": "chatml", **panels.neutral_values()})
 
 
 def test_stop_keeps_the_finished_runs_and_the_counts_follow_from_them():
