@@ -13,6 +13,7 @@ import threading
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never send telemetry
 
 import cli  # noqa: E402
+from backends import embedded  # noqa: E402  (the CLI has imported it: it costs nothing here)
 from flow.admission import BackendSlots  # noqa: E402
 from flow.startup import StartupConfig  # noqa: E402
 
@@ -31,7 +32,7 @@ def build_app(config: StartupConfig):
 
 def build_endpoint(config: StartupConfig) -> list:
     """The /v1 routes, with the traffic ring the page's Traffic tab reads."""
-    import endpoint  # only when serving, like the page
+    import endpoint  # only when serving, like the page (build_app)
     from flow import traffic
 
     traffic.configure(config.traffic_size, config.traffic_log or None)
@@ -59,8 +60,6 @@ def serve(config: StartupConfig) -> int:
     launch(blocks, config.host, config.port, auth=config.auth, share=config.share, routes=build_endpoint(config),
            prevent_thread_lock=True)
     if config.backend_type == "embedded":  # once the page is served: loading the model must not delay it
-        from backends import embedded
-
         threading.Thread(target=embedded.preload, args=(config.backend_model,), name="preload-model", daemon=True).start()
     blocks.block_thread()
     return 0

@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
+
+from backends.embedded import default_model_path  # noqa: E402  (the app's, from ROOT)
+
 
 def machine() -> str:
     cpu = "?"
@@ -48,8 +52,6 @@ def free_port() -> int:
 
 def wait_for(url: str, seconds: float, process: subprocess.Popen | None = None, interval: float = 0.05) -> float:
     """Poll `url` until it answers below 500; returns the moment (perf_counter) it did."""
-    import httpx
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -84,8 +86,6 @@ def median_ms(samples: list[float]) -> float:
 def start_llama_server(port: int, log_path: str = "/tmp/bench-llama-server.log", queue: bool = False) -> subprocess.Popen:
     """llama-cpp-python's OpenAI-compatible server with the SmolLM2 GGUF, on loopback. By default a new
     request interrupts the one streaming (its `interrupt_requests`); `queue=True` makes them wait instead."""
-    from backends.embedded import default_model_path
-
     log = open(log_path, "w")
     return subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", default_model_path(), "--host",
                              "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2",

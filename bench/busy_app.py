@@ -19,6 +19,8 @@ import time
 
 from _common import checkouts, free_port, header, start_app, stop, wait_for
 
+from gradio_client import Client  # noqa: E402
+
 import httpx  # noqa: E402
 
 from core.conversation import EXAMPLE_PATH  # noqa: E402
@@ -65,8 +67,6 @@ def timed(call) -> float:
 
 def measure(url: str, hanging: int, samples: int) -> tuple[list[float], list[float], int]:
     """(seconds per /render, seconds per GET /config, generations still hanging when measured)."""
-    from gradio_client import Client
-
     silent = SilentServer()
     example = EXAMPLE_PATH.read_text()
     clients = [Client(url, verbose=False) for _ in range(max(1, hanging // 4))]

@@ -23,6 +23,8 @@ import time
 
 from _common import free_port, header, start_app, start_llama_server, stop, wait_for
 
+from gradio_client import Client  # noqa: E402
+
 import httpx  # noqa: E402
 
 from core.conversation import EXAMPLE_PATH  # noqa: E402
@@ -54,7 +56,7 @@ def direct(url: str, body: dict) -> tuple[float, float, str]:
 def page_first_chunk(app_url: str, runs: int, server: str, body: dict) -> tuple[list[float], list[float]]:
     """Alternating: ms from the click on Generate to the first raw characters in the page, and the
     server's own ms to the first token for the same request."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # only when a browser is measured
 
     page_ms, server_ms = [], []
     with sync_playwright() as p:
@@ -103,8 +105,6 @@ def main() -> int:
         app = start_app(app_port, "--backend-type", "openai", "--backend-url", server_url)
         app_url = f"http://127.0.0.1:{app_port}"
         wait_for(app_url + "/config", 180, app, interval=0.3)
-
-        from gradio_client import Client
 
         client = Client(app_url, verbose=False)
         conversation = EXAMPLE_PATH.read_text()

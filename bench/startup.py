@@ -20,6 +20,8 @@ import time
 
 from _common import checkouts, cpu_seconds, free_port, header, rss_mb, start_app, stop, wait_for
 
+from gradio_client import Client  # noqa: E402
+
 from core.conversation import EXAMPLE_PATH  # noqa: E402
 
 
@@ -45,8 +47,6 @@ def cold_start(root) -> tuple[float, float, float]:
 
 def loaded_rss(root) -> tuple[float, float, int | None]:
     """(RSS MB after one embedded generation, seconds of that generation incl. the model load, tokens)."""
-    from gradio_client import Client
-
     port = free_port()
     app = start_app(port, root=root)
     try:

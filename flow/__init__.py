@@ -16,6 +16,7 @@ import wrappers
 from backends import BackendError, Completion, Settings
 from parsers import ParseContext, ParseResult
 from core.conversation import Conversation
+from core.text import replace_surrogates, surrogates_note
 
 
 def render(wrapper: str, conversation: Conversation, template: str | None = None) -> str:
@@ -75,10 +76,10 @@ def generate_stream(req: GenerateRequest) -> Iterator[Run]:
     Raises TemplateError, WrapperError, PresetError or BackendError with a sentence for the user.
     """
     wrapper = wrappers.get(req.wrapper)
-    prompt = wrapper.render(req.conversation, req.template)
+    prompt, replaced = replace_surrogates(wrapper.render(req.conversation, req.template))  # unsendable as they are
     params = presets.resolve(req.preset, wrapper.stop, req.params)
     backend = backends.create(req.backend_type, req.settings)
-    run = Run(prompt=prompt, params=params)
+    run = Run(prompt=prompt, params=params, notes=[surrogates_note(replaced)] if replaced else [])
     yield run
     completion = None
     with contextlib.closing(backend.stream(prompt, params)) as stream:

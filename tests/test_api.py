@@ -175,3 +175,5 @@ def test_lone_surrogates_come_back_replaced_with_a_note(client):
                             api_name="/parse")
     assert result["tool_calls"][0]["arguments"] == {"a": "x\ufffdy"}
     assert any("U+FFFD" in note for note in result["notes"])
+    run = client.predict("embedded", "chatml", LONE, "", "deterministic", '{"max_new_tokens": 2}', "", api_name="/generate")
+    assert "bad \ufffd here" in run["prompt"] and any("U+FFFD" in note for note in run["notes"])

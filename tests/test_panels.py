@@ -5,7 +5,7 @@ import json
 import presets
 import wrappers
 import backends
-from workbench import panels
+from workbench import panels, turns
 from workbench.sessions import Sessions
 from core.conversation import EXAMPLE_PATH
 
@@ -154,3 +154,18 @@ def test_a_closed_session_leaves_nothing_behind():
     assert sessions.runs("a") == [] and sessions.active() == {"b"}
     sessions.forget("b")
     assert sessions.active() == set()
+
+
+LONE = '{"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "bad \\ud800 here"}], "functions": []}'
+
+
+def test_lone_surrogates_reach_the_page_as_u_fffd_with_a_note():
+    prompt, status = panels.preview("chatml", panels.wrapper_view("chatml")[0], LONE)
+    assert "bad \ufffd here" in prompt and status.startswith("✅") and "U+FFFD" in status
+    assert "bad \ufffd here" in json.dumps(turns.chat_view(LONE, "chatml"), ensure_ascii=False)
+    conversation = turns.add_user_message(LONE, "more", "chatml")
+    assert "\ufffd" in conversation and '"more"' in json.loads(conversation)["messages"][-1]["content"]
+    *_, (raw, parsed, request, status, record) = panels.run_generation(_config(max_new_tokens=2, top_k=1), LONE)
+    assert status.startswith("Done") and "U+FFFD" in status, status
+    assert "bad \ufffd here" in request["json"]["prompt"] and "bad \ufffd here" in record["prompt"]
+    json.dumps([raw, parsed, request, record], ensure_ascii=False).encode("utf-8")  # all of it can be sent

@@ -12,7 +12,7 @@ from core.conversation import EXAMPLE_PATH, ConversationError
 from flow.admission import BackendSlots
 from flow.startup import StartupConfig
 from ui import tabs, traffic_tab
-from ui.panel import Panel, Shared, build_panel, built_when_opened, hidden, named, private, wire_panel
+from ui.panel import Panel, Shared, build_panel, built_when_opened, hidden, private, wire_panel, with_settings
 from workbench import panels as panel_logic
 from workbench import turns
 from workbench.sessions import Sessions
@@ -78,14 +78,13 @@ def _wire_turns(s: dict, panels: list[Panel], shared: Shared) -> None:
             return gr.skip(), f"❌ {e}"
 
     def accepted(values: dict):  # inputs given as a set: values by component
-        chosen = panels[int(values[s["accept_from"]]) - 1]
-        record = values[chosen.last_run] or {}
-        return turn(turns.accept_call, values[conversation], record.get("parsed"), values[chosen.controls["wrapper"]],
+        record = values[panels[int(values[s["accept_from"]]) - 1].last_run] or {}
+        # in the shape of the wrapper that wrote the answer
+        return turn(turns.accept_call, values[conversation], record.get("parsed"), record.get("wrapper", ""),
                     record.get("raw", ""))
 
-    s["accept"].click(accepted, {s["accept_from"], conversation, *[p.last_run for p in panels],
-                                 *[p.controls["wrapper"] for p in panels]}, [conversation, turn_status],
-                      **private(turn_status))
+    s["accept"].click(accepted, {s["accept_from"], conversation, *[p.last_run for p in panels]},
+                      [conversation, turn_status], **private(turn_status))
 
     def canned_for(conv):
         pending = turns.pending_calls(conv)
@@ -104,20 +103,25 @@ def build_page(startup: StartupConfig, slots: BackendSlots) -> gr.Blocks:
     with gr.Blocks(title="Prompt Format Playground", analytics_enabled=False) as demo:
         # first in the tree: the progress target of the events that show none (see ui.panel.private)
         title = gr.Markdown(TITLE + "".join(f"\n\nℹ {note}" for note in startup.notes), elem_id="title")
+        # what events read and write but nobody sees, found first (see ui.panel); the browser's copy of the
+        # workbench stays mounted (outside the hidden column): it reads and writes localStorage itself
+        stored = gr.BrowserState(None, storage_key="prompt-format-playground-session")
+        with gr.Column(visible=False):
+            panels = [Panel(i, i < START_PANELS) for i in range(MAX_PANELS)]
+            panel_count = gr.State(START_PANELS)
         with gr.Row():
             run_all = gr.Button("Run all panels", variant="primary", elem_id="run-all", scale=2, size="md")
             stop_all = gr.Button("Stop all", variant="stop", scale=1, elem_id="stop-all", size="md")
             add_panel = gr.Button("Add panel", scale=1, elem_id="add-panel", size="md")
             remove_panel = gr.Button("Remove last panel", scale=1, elem_id="remove-panel", size="md")
-        panel_count = gr.State(START_PANELS)
         with gr.Tabs():
             with gr.Tab("Workbench", id="workbench"):
                 section = _conversation_section(startup, example)
                 shared = Shared(section["conversation"], section["variables"], section["now"], run_all, title, SESSIONS,
                                 slots)
                 with gr.Row(equal_height=False):
-                    panels = [build_panel(i, startup, startup.wrapper if i == 0 else second, i < START_PANELS, shared)
-                              for i in range(MAX_PANELS)]
+                    for p in panels:
+                        build_panel(p, startup, startup.wrapper if p.index == 0 else second, shared)
             tabs.compare_tab(panels, shared)
             tabs.model_template_tab(panels, shared)
             tabs.scoreboard_tab(panels[0], shared)
@@ -127,7 +131,6 @@ def build_page(startup: StartupConfig, slots: BackendSlots) -> gr.Blocks:
                 gr.Markdown("Save the whole workbench (conversation, panels, templates, parameters; never API keys) as one "
                             "JSON file, or load one. The page also keeps it in this browser across reloads.")
             traffic_tab.build(shared.conversation, panels[0].controls["wrapper"], panels[0].controls["template"])
-        stored = gr.BrowserState(None, storage_key="prompt-format-playground-session")
 
         events = []
         for p in panels:
@@ -151,34 +154,23 @@ def build_page(startup: StartupConfig, slots: BackendSlots) -> gr.Blocks:
         _wire_turns(section, panels, shared)
 
         # the saved session and the restore: the page's three shared inputs, then each panel's controls by name
-        snapshot_inputs = [*shared.inputs, panel_count] + [c for p in panels for c in p.inputs]
-        restore_outputs = [*shared.inputs] + [c for p in panels for c in p.inputs] + visibility_outputs
+        snapshot_inputs = [*shared.inputs, panel_count, *(p.settings for p in panels)]
+        restore_outputs = [*shared.inputs, *(c for p in panels for c in p.inputs), *visibility_outputs,
+                           *(c for p in panels for c in (p.prompt, p.prompt_status, p.wrapper_info))]
 
-        def snapshot(conv, var, day, count, *controls):
-            size = len(panel_logic.CONTROL_NAMES)
-            per_panel = [named(controls[k:k + size]) for k in range(0, len(controls), size)]
-            return panel_logic.session_state(conv, var, day, count, per_panel)
+        def snapshot(conv, var, day, count, *settings):
+            return panel_logic.session_state(conv, var, day, count, list(settings))
 
         def restored(state):
             if not state:
                 return {shared.conversation: gr.skip()}  # nothing saved: the page as built
-            out = {shared.conversation: state.get("conversation", ""), shared.variables: state.get("template_variables", ""),
-                   shared.now: state.get("now", "")}
+            conv, var, day = state.get("conversation", ""), state.get("template_variables", ""), state.get("now", "")
+            out = {shared.conversation: conv, shared.variables: var, shared.now: day}
             for p, values in zip(panels, panel_logic.restore_panels(state), strict=False):  # fewer saved: the rest stay
                 out.update({p.controls[name]: value for name, value in values.items()})
+                prompt, status = panel_logic.preview(values["wrapper"], values["template"], conv, var, day)
+                out.update({p.prompt: prompt, p.prompt_status: status, p.wrapper_info: panel_logic.wrapper_info(values["wrapper"])})
             return {**out, **show_panels(int(state.get("panels", START_PANELS)))}
-
-        def all_prompts(values: dict):  # inputs given as a set: values by component
-            out = {}
-            for p in panels:
-                text, status = panel_logic.preview(values[p.controls["wrapper"]], values[p.controls["template"]],
-                                                   *(values[c] for c in shared.inputs))
-                out.update({p.prompt: panel_logic.mark_whitespace(text) if values[p.show_ws] else text,
-                            p.prompt_status: status, p.wrapper_info: panel_logic.wrapper_info(values[p.controls["wrapper"]])})
-            return out
-
-        prompt_inputs = {*shared.inputs, *(c for p in panels for c in (p.controls["wrapper"], p.controls["template"], p.show_ws))}
-        prompt_outputs = [c for p in panels for c in (p.prompt, p.prompt_status, p.wrapper_info)]
 
         def session_view(_):
             with gr.Row():
@@ -188,10 +180,11 @@ def build_page(startup: StartupConfig, slots: BackendSlots) -> gr.Blocks:
             status = gr.Markdown("", elem_id="session-status")
 
             def saved_session(*values):
-                return tabs.session_file_path(snapshot(*values)), "✅ Session saved: download it above."
+                state = snapshot(*values)
+                return tabs.session_file_path(state), state, "✅ Session saved: download it above."
 
-            save.click(saved_session, snapshot_inputs, [file, status], **private(status)).then(
-                snapshot, snapshot_inputs, [stored], queue=False, **hidden(shared))
+            with_settings(save.click, panels).then(saved_session, snapshot_inputs, [file, stored, status],
+                                                   **private(status))
 
             def loaded_file(path):
                 try:
@@ -201,17 +194,14 @@ def build_page(startup: StartupConfig, slots: BackendSlots) -> gr.Blocks:
                     return {status: f"❌ {e}"}
                 return {**restored(state), status: "✅ Session loaded."}
 
-            upload.upload(loaded_file, [upload], restore_outputs + [status], **private(status)).then(
-                all_prompts, prompt_inputs, prompt_outputs, **hidden(shared))
+            upload.upload(loaded_file, [upload], restore_outputs + [status], **private(status))
 
         built_when_opened(session_tab.select, session_view, shared)
-        demo.load(restored, [stored], restore_outputs, **hidden(shared)).then(all_prompts, prompt_inputs, prompt_outputs,
-                                                                               **hidden(shared))
-        # the browser copy: after a run (not on the click, which would delay the run's first chunk), on every
-        # conversation change and on Save
-        for event in events:
-            event.then(snapshot, snapshot_inputs, [stored], queue=False, **hidden(shared))
-        shared.conversation.change(snapshot, snapshot_inputs, [stored], queue=False, **hidden(shared))
+        demo.load(restored, [stored], restore_outputs, **hidden(shared))
+        # the browser copy: after a run (not on the click, which would delay the run's first chunk) and on every
+        # conversation change
+        for trigger in [event.then for event in events] + [shared.conversation.change]:
+            with_settings(trigger, panels).then(snapshot, snapshot_inputs, [stored], queue=False, **hidden(shared))
         demo.load(None, js=CTRL_ENTER)
 
         def forget(request: gr.Request):

@@ -2,15 +2,18 @@
 events. Its controls are built under the names of `workbench.panels.CONTROL_NAMES`; every handler
 gets them back as {name: value}.
 
-What the browser pays for: on every streamed message Gradio's page looks up, in the whole component
-tree, each component that has ever shown an event's progress and each output the message updates.
-So the tree stays small (what is rarely opened is built when opened, `built_when_opened`), events
-name the few components that show their progress (`private`), and a streamed update carries only
-what changed."""
+What the browser pays for: on every message of every event from then on, Gradio's page looks up, in
+the component tree (depth first), each component that has been an input of an event or has shown an
+event's progress; and each output a message updates. So the tree stays small (what is rarely opened
+is built when opened, `built_when_opened`); what events read and write but nobody sees comes first in
+the tree (`Panel`); a panel's many controls reach the server packed into one value in the browser
+(`with_settings`); events name the few components that show their progress (`private`); and a
+streamed update carries only what changed."""
 
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -117,35 +120,47 @@ def built_when_opened(opening, build: Callable, shared: Shared, on_open: Callabl
     opening(on_open, None, [opened], **hidden(shared))
 
 
-def named(values) -> dict:
-    """A panel's control values, as the events pass them (CONTROL_NAMES order), by name."""
-    return dict(zip(panels.CONTROL_NAMES, values, strict=True))
-
-
 class Panel:
-    """The components of one panel; `controls` maps each of CONTROL_NAMES to its component."""
+    """The components of one panel; `controls` maps each of CONTROL_NAMES to its component. Made where the
+    page wants its invisible parts (first in the tree); `build_panel` lays out the rest later."""
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, visible: bool):
         self.index = index
         self.controls: dict[str, gr.components.Component] = {}
+        self.settings = gr.JSON(None, visible=False)  # the controls as {name: value}, packed by `with_settings`
+        self.last_run = gr.State(None)  # the last finished run's record
+        self.column_visible = gr.State(visible)  # whether Run all includes this panel
 
     @property
     def inputs(self) -> list:
-        """The panel's controls as event inputs, in CONTROL_NAMES order (see `named`)."""
+        """The panel's controls as event inputs, in CONTROL_NAMES order."""
         return [self.controls[name] for name in panels.CONTROL_NAMES]
 
-    def config(self, values) -> panels.PanelConfig:
-        """The settings from the values of `inputs`."""
-        return panels.PanelConfig.from_values(named(values))
+
+_PACK = """(...values) => {
+  const names = %s, packed = [];
+  for (let k = 0; k < values.length; k += names.length)
+    packed.push(Object.fromEntries(names.map((name, i) => [name, values[k + i]])));
+  return packed.length === 1 ? packed[0] : packed;
+}""" % json.dumps(panels.CONTROL_NAMES)
 
 
-def build_panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool, shared: Shared) -> Panel:
-    p, n = Panel(i), i + 1
-    c = p.controls
+def with_settings(trigger, some: list[Panel]):
+    """An event on `trigger` that packs the controls of `some` panels into their `settings`, in the browser;
+    chain the event that reads them with `.then`. A browser-only event has no progress, so Gradio's page never
+    looks its (many) inputs up again, as it would after a server event that took them."""
+    return trigger(None, [c for p in some for c in p.inputs], [p.settings for p in some], js=_PACK, queue=False,
+                   show_progress="hidden", api_visibility="private")
+
+
+def build_panel(p: Panel, startup: StartupConfig, wrapper_name: str, shared: Shared) -> None:
+    """Lay out the panel's visible parts (the column shown when `p.column_visible` is)."""
+    n, c = p.index + 1, p.controls
     template0, info0 = panels.wrapper_view(wrapper_name)
+    prompt0, prompt_status0 = panels.preview(wrapper_name, template0, shared.conversation.value)
     preset0 = panels.preset_values(startup.preset)
     url_hint, ignored0 = panels.backend_defaults(startup.backend_type)
-    with gr.Column(visible=visible, min_width=380, elem_id=f"panel-{n}") as p.column:
+    with gr.Column(visible=p.column_visible.value, min_width=380, elem_id=f"panel-{n}") as p.column:
         gr.Markdown(f"### Panel {n}")
         with gr.Accordion("Backend", open=False):
             c["backend_type"] = gr.Dropdown(backends.names(), value=startup.backend_type, label="Type", elem_id=f"backend-type-{n}",
@@ -204,10 +219,10 @@ def build_panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool
             c["json_schema"] = gr.Code("", language="json", lines=3,
                                        label="JSON schema the output must follow (sent to backends that accept one)")
             c["extra_json"] = gr.Code("", language="json", lines=2, label="Extra request fields (JSON object merged into the request)")
-        p.prompt = gr.Textbox(label="Prompt sent (exact)", lines=10, max_lines=30, interactive=False, buttons=["copy"],
-                              elem_id=f"prompt-{n}", elem_classes=["mono"])
+        p.prompt = gr.Textbox(prompt0, label="Prompt sent (exact)", lines=10, max_lines=30, interactive=False,
+                              buttons=["copy"], elem_id=f"prompt-{n}", elem_classes=["mono"])
         with gr.Row():
-            p.prompt_status = gr.Markdown("", elem_id=f"prompt-status-{n}")
+            p.prompt_status = gr.Markdown(prompt_status0, elem_id=f"prompt-status-{n}")
             p.show_ws = gr.Checkbox(False, label="Mark whitespace", scale=0, info="Spaces as ·, tabs as →, line ends as ↵.")
         with gr.Row():
             p.generate = gr.Button("Generate", variant="primary", elem_id=f"generate-{n}")
@@ -219,14 +234,11 @@ def build_panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool
         with gr.Accordion("Request sent", open=False):
             p.request = gr.JSON(label="Exact request (secrets masked)", open=True, elem_id=f"request-{n}")
             p.response = gr.JSON(label="The server's last raw response (or final stream event)", open=False, elem_id=f"response-{n}")
-        p.last_run = gr.State(None)
         with gr.Accordion("Tokens", open=False) as tokens:
             built_when_opened(tokens.expand, lambda _, record: _tokens_view(p, shared, record), shared, inputs=[p.last_run])
         with gr.Accordion("Same seed, N runs", open=False) as same_seed:
             built_when_opened(same_seed.expand, lambda _: _stability_view(p, shared), shared)
-    p.column_visible = gr.State(visible)  # whether Run all includes this panel
     assert set(c) == set(panels.CONTROL_NAMES), "every control of the schema has one component"
-    return p
 
 
 def _tokens_view(p: Panel, shared: Shared, record: dict | None) -> None:
@@ -248,11 +260,12 @@ def _tokens_view(p: Panel, shared: Shared, record: dict | None) -> None:
 
     heatmap.select(alternatives_for, [p.last_run], [alternatives, caption], **private(caption))
 
-    def tokenized(_request, conv, var, day, *controls):
-        return panels.prompt_tokens(p.config(controls), conv, var, day)
+    def tokenized(_request, conv, var, day, settings):
+        return panels.prompt_tokens(panels.PanelConfig.from_values(settings), conv, var, day)
 
-    tokenize.click(in_session_slot(shared.slots, tokenized, lambda busy: ([], busy)), [*shared.inputs, *p.inputs],
-                   [table, summary], **private(summary, show_progress="minimal", **backend_queue(shared.slots)))
+    with_settings(tokenize.click, [p]).then(in_session_slot(shared.slots, tokenized, lambda busy: ([], busy)),
+                                            [*shared.inputs, p.settings], [table, summary],
+                                            **private(summary, show_progress="minimal", **backend_queue(shared.slots)))
 
 
 def _token_view(record: dict | None) -> tuple[list, str]:
@@ -273,16 +286,17 @@ def _stability_view(p: Panel, shared: Shared) -> None:
     start = gr.Button("Run N times", size="sm", elem_id=f"stability-{n}")
     status = gr.Markdown("", elem_id=f"stability-status-{n}")
 
-    def stable(_request, count, expected_name, conv, var, day, *controls):
+    def stable(_request, count, expected_name, conv, var, day, settings):
         try:
-            request = p.config(controls).request(conv, var, day)
+            request = panels.PanelConfig.from_values(settings).request(conv, var, day)
             for tally in turns.stability(request, count, expected_name):
                 yield turns.tally_text(tally, int(count), expected_name)
         except Exception as e:  # noqa: BLE001 — any failure ends the loop with its sentence
             yield f"❌ {e}"
 
-    start.click(in_session_slot(shared.slots, stable, lambda busy: busy), [runs, expected, *shared.inputs, *p.inputs],
-                [status], **private(status, **backend_queue(shared.slots)))
+    with_settings(start.click, [p]).then(in_session_slot(shared.slots, stable, lambda busy: busy),
+                                         [runs, expected, *shared.inputs, p.settings], [status],
+                                         **private(status, **backend_queue(shared.slots)))
 
 
 def show_prompt(wrapper_name, template, conv, var, day, marked):
@@ -317,13 +331,13 @@ def wire_panel(p: Panel, shared: Shared) -> list:
     _wire_presets(p, shared)
     _wire_backend(p, shared)
 
-    def run(request: gr.Request, visible, conv, var, day, *controls):
+    def run(request: gr.Request, visible, conv, var, day, settings):
         if not visible:  # Run all skips hidden panels
             return
         stop = sessions.stop_flag(request.session_hash, f"panel {p.index}")
         cleared = False  # the last run's parse and request go on the first update; later ones leave them alone
-        for raw, parsed, sent, status, record in panels.run_generation(p.config(controls), conv, var, day, stop,
-                                                                       STREAM_UPDATE_SECONDS):
+        config = panels.PanelConfig.from_values(settings)
+        for raw, parsed, sent, status, record in panels.run_generation(config, conv, var, day, stop, STREAM_UPDATE_SECONDS):
             if record is not None:
                 record = {**record, "panel": p.index + 1}
                 sessions.add_run(request.session_hash, record)
@@ -335,11 +349,12 @@ def wire_panel(p: Panel, shared: Shared) -> list:
                 cleared = True
                 yield {p.raw: raw, p.parsed: parsed, p.request: sent, p.run_status: status}
 
-    run_inputs = [p.column_visible, *shared.inputs, *p.inputs]
+    run_inputs = [p.column_visible, *shared.inputs, p.settings]
     run_outputs = [p.raw, p.parsed, p.request, p.run_status, p.last_run, p.response]
     held_run = in_session_slot(shared.slots, run, lambda busy: {p.run_status: busy})
-    own = p.generate.click(held_run, run_inputs, run_outputs, **private(p.raw, **backend_queue(shared.slots)))
-    together = shared.run_all.click(held_run, run_inputs, run_outputs, **private(p.raw, **backend_queue(shared.slots)))
+    own, together = (with_settings(trigger, [p]).then(held_run, run_inputs, run_outputs,
+                                                      **private(p.raw, **backend_queue(shared.slots)))
+                     for trigger in (p.generate.click, shared.run_all.click))
 
     def stopped(request: gr.Request):
         # the generator sees the flag at its next chunk and closes the backend stream itself; cancelling the
@@ -405,12 +420,13 @@ def _wire_backend(p: Panel, shared: Shared) -> None:
     p.detect.click(in_session_slot(slots, detected, lambda busy: (gr.skip(), busy)), [c["url"]],
                    [c["backend_type"], p.backend_status], **asks_server)
 
-    def fetched(_request, *controls):
-        template, status = panels.server_template(p.config(controls))
+    def fetched(_request, settings):
+        template, status = panels.server_template(panels.PanelConfig.from_values(settings))
         return gr.Code(template, visible=bool(template)), gr.Button(visible=bool(template)), status
 
-    p.fetch_template.click(in_session_slot(slots, fetched, lambda busy: (gr.skip(), gr.skip(), busy)), p.inputs,
-                           [p.server_template, p.use_server_template, p.backend_status], **asks_server)
+    with_settings(p.fetch_template.click, [p]).then(in_session_slot(slots, fetched, lambda busy: (gr.skip(), gr.skip(), busy)),
+                                                    [p.settings], [p.server_template, p.use_server_template,
+                                                                   p.backend_status], **asks_server)
 
     def adopted(template, kind):
         _, parser, _, status = panels.load_model_template(None, template, f"{kind}-server-template")

@@ -14,7 +14,7 @@ import gradio as gr
 
 import presets
 import wrappers
-from ui.panel import Panel, Shared, backend_queue, built_when_opened, in_session_slot, private
+from ui.panel import Panel, Shared, backend_queue, built_when_opened, in_session_slot, private, with_settings
 from workbench import panels as panel_logic
 from workbench import turns
 
@@ -133,9 +133,9 @@ def scoreboard_tab(first: Panel, shared: Shared) -> None:
         cell_runs = gr.JSON(label="The cell's runs", open=False)
         board = gr.State(None)
 
-        def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, *controls):
+        def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, settings):
             flag = shared.sessions.stop_flag(request.session_hash, "scoreboard")
-            config = first.config(controls)
+            config = panel_logic.PanelConfig.from_values(settings)
             for text, rows, result, paths in scoring_tab.run(config, suite, names, preset_names, grammar, repeat,
                                                              concurrency, tokens, flag, pool):
                 if result is None:
@@ -143,9 +143,10 @@ def scoreboard_tab(first: Panel, shared: Shared) -> None:
                 else:
                     yield text, styled_matrix(rows, scoring_tab.MATRIX_HEADERS), result, paths
 
-        go.click(in_session_slot(shared.slots, scored, lambda busy: {status: busy}),
-                 [suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, *first.inputs],
-                 [status, matrix, board, files], **private(status, **backend_queue(shared.slots)))
+        with_settings(go.click, [first]).then(in_session_slot(shared.slots, scored, lambda busy: {status: busy}),
+                                              [suite, names, preset_names, grammar, repeat, concurrency, tokens, pool,
+                                               first.settings], [status, matrix, board, files],
+                                              **private(status, **backend_queue(shared.slots)))
 
         def stopped_scoring(request: gr.Request):
             shared.sessions.stop(request.session_hash, "scoreboard")

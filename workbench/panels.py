@@ -15,7 +15,7 @@ from typing import Iterator
 import backends
 import presets
 import wrappers
-from backends import BackendError, Settings, embedded
+from backends import BackendError, Settings, embedded, export
 import flow
 from flow.startup import DEFAULT_WRAPPER
 from core.conversation import Conversation, ConversationError
@@ -335,8 +335,6 @@ def restore_panels(state: dict) -> list[dict]:
 
 def export_panel(record: dict | None, wrapper_name: str, template: str) -> tuple[str, str, str, str]:
     """(curl, Python, wrapper YAML, status) for a panel's last run and its current wrapper edits."""
-    from backends import export
-
     try:
         wrapper = wrappers.get(wrapper_name)
     except WrapperError as e:
