@@ -25,9 +25,7 @@ def build_app(config: StartupConfig):
     from ui.page import build_page
 
     slots = BackendSlots(config.max_generations, config.max_generations_per_session)
-    with build_page(config, slots) as blocks:
-        api.register(slots)
-    return blocks
+    return build_page(config, slots, add_api=lambda: api.register(slots))
 
 
 def build_endpoint(config: StartupConfig) -> list:

@@ -5,6 +5,8 @@ closes."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import gradio as gr
 
 import wrappers
@@ -97,7 +99,9 @@ def _wire_turns(s: dict, panels: list[Panel], shared: Shared) -> None:
                          [conversation, s["user_text"], first_wrapper], [conversation, turn_status], **private(turn_status))
 
 
-def build_page(startup: StartupConfig, slots: BackendSlots) -> gr.Blocks:
+def build_page(startup: StartupConfig, slots: BackendSlots, add_api: Callable[[], None] = lambda: None) -> gr.Blocks:
+    """The page; `add_api` adds another face's endpoints to the same Blocks while it is built (entering a built
+    Blocks again would make Gradio build its server app once more: ~0.3 s of start-up)."""
     example = EXAMPLE_PATH.read_text(encoding="utf-8")
     second = SECOND_WRAPPER if SECOND_WRAPPER in wrappers.names() else startup.wrapper
     with gr.Blocks(title="Prompt Format Playground", analytics_enabled=False) as demo:
@@ -162,15 +166,24 @@ def build_page(startup: StartupConfig, slots: BackendSlots) -> gr.Blocks:
             return panel_logic.session_state(conv, var, day, count, list(settings))
 
         def restored(state):
+            """The saved workbench, or (none saved) the page as built, with each panel's prompt rendered (not at
+            start-up: it would delay serving the page)."""
             if not state:
-                return {shared.conversation: gr.skip()}  # nothing saved: the page as built
+                built = [{name: p.controls[name].value for name in ("wrapper", "template")} for p in panels]
+                return prompts(example, "", "", built)
             conv, var, day = state.get("conversation", ""), state.get("template_variables", ""), state.get("now", "")
             out = {shared.conversation: conv, shared.variables: var, shared.now: day}
-            for p, values in zip(panels, panel_logic.restore_panels(state), strict=False):  # fewer saved: the rest stay
+            saved = panel_logic.restore_panels(state)
+            for p, values in zip(panels, saved, strict=False):  # fewer saved: the rest stay
                 out.update({p.controls[name]: value for name, value in values.items()})
+            return {**out, **prompts(conv, var, day, saved), **show_panels(int(state.get("panels", START_PANELS)))}
+
+        def prompts(conv, var, day, per_panel: list[dict]) -> dict:
+            out = {}
+            for p, values in zip(panels, per_panel, strict=False):
                 prompt, status = panel_logic.preview(values["wrapper"], values["template"], conv, var, day)
                 out.update({p.prompt: prompt, p.prompt_status: status, p.wrapper_info: panel_logic.wrapper_info(values["wrapper"])})
-            return {**out, **show_panels(int(state.get("panels", START_PANELS)))}
+            return out
 
         def session_view(_):
             with gr.Row():
@@ -208,4 +221,5 @@ def build_page(startup: StartupConfig, slots: BackendSlots) -> gr.Blocks:
             SESSIONS.forget(request.session_hash)
 
         demo.unload(forget)
+        add_api()
     return demo

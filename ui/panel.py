@@ -157,7 +157,6 @@ def build_panel(p: Panel, startup: StartupConfig, wrapper_name: str, shared: Sha
     """Lay out the panel's visible parts (the column shown when `p.column_visible` is)."""
     n, c = p.index + 1, p.controls
     template0, info0 = panels.wrapper_view(wrapper_name)
-    prompt0, prompt_status0 = panels.preview(wrapper_name, template0, shared.conversation.value)
     preset0 = panels.preset_values(startup.preset)
     url_hint, ignored0 = panels.backend_defaults(startup.backend_type)
     with gr.Column(visible=p.column_visible.value, min_width=380, elem_id=f"panel-{n}") as p.column:
@@ -219,10 +218,10 @@ def build_panel(p: Panel, startup: StartupConfig, wrapper_name: str, shared: Sha
             c["json_schema"] = gr.Code("", language="json", lines=3,
                                        label="JSON schema the output must follow (sent to backends that accept one)")
             c["extra_json"] = gr.Code("", language="json", lines=2, label="Extra request fields (JSON object merged into the request)")
-        p.prompt = gr.Textbox(prompt0, label="Prompt sent (exact)", lines=10, max_lines=30, interactive=False,
-                              buttons=["copy"], elem_id=f"prompt-{n}", elem_classes=["mono"])
+        p.prompt = gr.Textbox(label="Prompt sent (exact)", lines=10, max_lines=30, interactive=False, buttons=["copy"],
+                              elem_id=f"prompt-{n}", elem_classes=["mono"])
         with gr.Row():
-            p.prompt_status = gr.Markdown(prompt_status0, elem_id=f"prompt-status-{n}")
+            p.prompt_status = gr.Markdown("", elem_id=f"prompt-status-{n}")
             p.show_ws = gr.Checkbox(False, label="Mark whitespace", scale=0, info="Spaces as ·, tabs as →, line ends as ↵.")
         with gr.Row():
             p.generate = gr.Button("Generate", variant="primary", elem_id=f"generate-{n}")
