@@ -2,9 +2,11 @@
 
 import json
 
+import backends
+import cli
 import presets
 import wrappers
-import backends
+from app import build_app
 from workbench import panels, turns
 from workbench.sessions import Sessions
 from core.conversation import EXAMPLE_PATH
@@ -169,3 +171,14 @@ def test_lone_surrogates_reach_the_page_as_u_fffd_with_a_note():
     assert status.startswith("Done") and "U+FFFD" in status, status
     assert "bad \ufffd here" in request["json"]["prompt"] and "bad \ufffd here" in record["prompt"]
     json.dumps([raw, parsed, request, record], ensure_ascii=False).encode("utf-8")  # all of it can be sent
+
+
+def test_a_model_naming_a_wrapper_is_said_at_start_and_in_the_page_title(capsys):
+    started = []
+    assert cli.main(["--model", "airoboros-l2-70b-2.1"], serve=lambda config: started.append(config) or 0) == 0
+    assert capsys.readouterr().err.startswith("note: --model airoboros-l2-70b-2.1 names a wrapper")
+    demo = build_app(started[0])
+    title = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "title")
+    assert "--model airoboros-l2-70b-2.1 names a wrapper" in title.value
+    wrapper_1 = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "wrapper-1")
+    assert wrapper_1.value == "airoboros-l2-70b-2.1"

@@ -212,14 +212,13 @@ def export_tab(panels: list[Panel], shared: Shared) -> None:
         export_yaml = gr.Code(label="The wrapper with your edits, as a YAML file to drop into another user's folder",
                               language="yaml", elem_id="export-yaml")
 
-        def exported(which, *rest):
-            count = len(panels)
-            runs, names, templates = rest[:count], rest[count:2 * count], rest[2 * count:]
-            i = int(which) - 1
-            return panel_logic.export_panel(runs[i], names[i], templates[i])
+        def exported(values: dict):  # inputs given as a set: values by component
+            chosen = panels[int(values[export_from]) - 1]
+            return panel_logic.export_panel(values[chosen.last_run], values[chosen.controls["wrapper"]],
+                                            values[chosen.controls["template"]])
 
-        export_go.click(exported, [export_from, *[p.last_run for p in panels], *[p.controls["wrapper"] for p in panels],
-                                   *[p.controls["template"] for p in panels]],
+        export_go.click(exported, {export_from, *(c for p in panels for c in (p.last_run, p.controls["wrapper"],
+                                                                             p.controls["template"]))},
                         [export_curl, export_python, export_yaml, export_status], **private(export_status))
 
     lazy_tab("Export", "export", build, shared)
