@@ -22,7 +22,6 @@ from core.text import replace_surrogates, surrogates_note
 from flow import startup
 from flow.startup import RISK_FLAG, StartupConfig
 
-from .score import add_score_command, run_score
 
 
 def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
@@ -90,7 +89,9 @@ def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default: %(default)s)")
 
     sub.add_parser("wrappers", help="list wrapper names")
-    add_score_command(sub)
+    # a name in the list only: `score` comes first and main() hands it to cli/score.py (see there)
+    sub.add_parser("score", help="run a suite over wrappers x presets (x grammar) on a backend; prints the matrix, "
+                                 "writes JSON (app.py score --help)")
     return p
 
 
@@ -149,8 +150,6 @@ def run(args: argparse.Namespace) -> int:
             preset=args.preset or None, params=params,
             template=_read_text(args.template, "template") if args.template else None)
         print(json.dumps(_printable(flow.generate(request).to_dict()), indent=2, ensure_ascii=False))
-    elif args.command == "score":
-        return run_score(args)
     elif args.command == "wrappers":
         print("\n".join(wrappers.names()))
     return 0
@@ -175,9 +174,25 @@ def startup_config(args: argparse.Namespace) -> StartupConfig:
                          max_generations_per_session=args.max_generations_per_session)
 
 
+def _score(argv: list[str]) -> int:
+    # imported for this command only: the scoreboard brings jsonschema and its suites, which serving the page does not
+    # need (start-up time)
+    from . import score
+
+    parser = argparse.ArgumentParser(prog="app.py")
+    score.add_score_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    embedded.set_max_models(startup.from_environment().max_models)
+    embedded.allow_models(any_path=True)  # the CLI's own commands: their caller is the operator
+    return score.run_score(args)
+
+
 def main(argv: list[str] | None = None, serve: Callable[[StartupConfig], int] | None = None) -> int:
     """Run a command, or with none hand the start-up config to `serve` (app.py's page, API and endpoint)."""
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if argv[:1] == ["score"]:
+            return _score(argv)
         args = _parser(startup.from_environment()).parse_args(argv)
         config = startup_config(args)
         hosts = startup.allowed_backends(config)
