@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None, serve: Callable[[StartupConfig], int] | 
         if argv[:1] == ["score"]:
             return _score(argv)
         args = _parser(startup.from_environment()).parse_args(argv)
+        if args.command == "score":  # options before it: they are not score's
+            print("error: give score first, with its own options: python app.py score --help", file=sys.stderr)
+            return 2
         config = startup_config(args)
         hosts = startup.allowed_backends(config)
         if hosts is not None:
