@@ -40,7 +40,7 @@ class BackendSlots:
         with self._lock:
             running = self._running.get(session, 0)
             if running >= self.per_session:
-                raise Busy(f"busy: this session already runs {running} requests to a backend, the most one page or "
+                raise Busy(f"busy: this session already runs {running} request{'s' * (running != 1)} to a backend, the most one page or "
                            "API client may run at once (--max-generations-per-session); wait for one to finish or "
                            "stop one")
             self._running[session] = running + 1
@@ -51,8 +51,3 @@ class BackendSlots:
                 left = self._running.pop(session) - 1
                 if left:
                     self._running[session] = left
-
-    def running(self, session: str | None = None) -> int:
-        """Requests running now: the session's, or everyone's."""
-        with self._lock:
-            return self._running.get(session, 0) if session is not None else sum(self._running.values())
