@@ -40,9 +40,9 @@ class BackendSlots:
         with self._lock:
             running = self._running.get(session, 0)
             if running >= self.per_session:
-                raise Busy(f"busy: this session already runs {running} request{'s' * (running != 1)} to a backend, the most one page or "
-                           "API client may run at once (--max-generations-per-session); wait for one to finish or "
-                           "stop one")
+                raise Busy(f"busy: this session already runs {running} request{'s' * (running != 1)} to a backend, "
+                           "the most one page or API client may run at once (--max-generations-per-session); wait "
+                           "for one to finish or stop one")
             self._running[session] = running + 1
         try:
             yield
