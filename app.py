@@ -13,22 +13,24 @@ import threading
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never send telemetry
 
 import cli  # noqa: E402
+from backends import embedded  # noqa: E402  (the CLI has imported it: it costs nothing here)
+from flow.admission import BackendSlots  # noqa: E402
 from flow.startup import StartupConfig  # noqa: E402
 
 
 def build_app(config: StartupConfig):
-    """The page with the named API endpoints, as one Gradio Blocks."""
+    """The page with the named API endpoints, as one Gradio Blocks, sharing one bound on backend requests."""
+    # imported here, not at the top: the CLI's own commands (render, parse...) run without loading Gradio
     import api
     from ui.page import build_page
 
-    with build_page(config) as blocks:
-        api.register()
-    return blocks
+    slots = BackendSlots(config.max_generations, config.max_generations_per_session)
+    return build_page(config, slots, add_api=lambda: api.register(slots))
 
 
 def build_endpoint(config: StartupConfig) -> list:
     """The /v1 routes, with the traffic ring the page's Traffic tab reads."""
-    import endpoint
+    import endpoint  # only when serving, like the page (build_app)
     from flow import traffic
 
     traffic.configure(config.traffic_size, config.traffic_log or None)
@@ -38,9 +40,8 @@ def build_endpoint(config: StartupConfig) -> list:
 def launch(blocks, host: str, port: int, auth: tuple[str, str] | None = None, share: bool = False, routes=(), **extra):
     """Start serving; the same settings for `python app.py` and the tests. `routes` go on the same server
     before Gradio's own (FastAPI's `routes` argument), so /v1 is served on the page's host and port."""
-    from ui.page import CSS
+    from ui.page import CSS  # build_app has imported it already
 
-    blocks.queue(default_concurrency_limit=None)
     if auth:
         extra["auth"] = [tuple(auth)]
         extra["auth_message"] = "Prompt Format Playground: sign in with the user name and password given to --auth."
@@ -57,8 +58,6 @@ def serve(config: StartupConfig) -> int:
     launch(blocks, config.host, config.port, auth=config.auth, share=config.share, routes=build_endpoint(config),
            prevent_thread_lock=True)
     if config.backend_type == "embedded":  # once the page is served: loading the model must not delay it
-        from backends import embedded
-
         threading.Thread(target=embedded.preload, args=(config.backend_model,), name="preload-model", daemon=True).start()
     blocks.block_thread()
     return 0

@@ -9,12 +9,17 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from backends.embedded import default_model_path  # noqa: E402  (the app's, from ROOT)
 
 
 def machine() -> str:
@@ -47,8 +52,6 @@ def free_port() -> int:
 
 def wait_for(url: str, seconds: float, process: subprocess.Popen | None = None, interval: float = 0.05) -> float:
     """Poll `url` until it answers below 500; returns the moment (perf_counter) it did."""
-    import httpx
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -83,8 +86,6 @@ def median_ms(samples: list[float]) -> float:
 def start_llama_server(port: int, log_path: str = "/tmp/bench-llama-server.log", queue: bool = False) -> subprocess.Popen:
     """llama-cpp-python's OpenAI-compatible server with the SmolLM2 GGUF, on loopback. By default a new
     request interrupts the one streaming (its `interrupt_requests`); `queue=True` makes them wait instead."""
-    from backends.embedded import default_model_path
-
     log = open(log_path, "w")
     return subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", default_model_path(), "--host",
                              "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2",
@@ -101,8 +102,21 @@ def start_app(port: int, *extra: str, log_path: str = "/tmp/bench-app.log", root
 
 
 def checkouts(baseline: str) -> dict[str, Path]:
-    """{label: checkout} to measure: this one, and the baseline when one is given (side by side in one run)."""
-    return {"this": ROOT, **({"baseline": Path(baseline).resolve()} if baseline else {})}
+    """{label: checkout} to measure: this one, and the baseline when one is given (side by side in one run).
+    `baseline` is a folder holding another checkout, or a commit of this repository, unpacked once with
+    `git archive` into the temporary folder."""
+    if not baseline:
+        return {"this": ROOT}
+    if Path(baseline).is_dir():
+        return {"this": ROOT, "baseline": Path(baseline).resolve()}
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", f"{baseline}^{{commit}}"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    folder = Path(tempfile.gettempdir()) / f"pfp-baseline-{commit}"
+    if not (folder / "app.py").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return {"this": ROOT, "baseline": folder}
 
 
 def stop(process: subprocess.Popen) -> None:

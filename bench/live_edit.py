@@ -37,7 +37,7 @@ SETUP = """() => {
 
 def keystrokes(url: str, keys: int) -> list[float]:
     """ms from each keystroke to the updated prompt, after 3 that warm the page."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # only when a browser is measured
 
     samples = []
     with sync_playwright() as p:

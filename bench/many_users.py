@@ -25,12 +25,12 @@ import time
 
 from _common import checkouts, free_port, header, rss_mb, start_app, start_llama_server, stop, wait_for
 
+from gradio_client import Client  # noqa: E402
+
 MARK = re.compile(r"SESSION-(\d+)-")
 
 
 def session(i: int, app_url: str, server_url: str, until: float, tokens: int, stats: dict, lock: threading.Lock) -> None:
-    from gradio_client import Client
-
     client = Client(app_url, verbose=False)
     n = 0
     try:

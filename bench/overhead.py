@@ -7,7 +7,7 @@
    Generate to the first characters in the raw-output box) vs the server's own time to first token
    (the first SSE chunk of the same request sent straight). Target: <= 50 ms apart (medians).
 
-    python bench/overhead.py [--pairs 10] [--tokens 64] [--no-browser]
+    python bench/overhead.py [--pairs 10] [--tokens 64] [--no-browser] [--baseline COMMIT_OR_DIR]
 
 Loopback only: the server and the app listen on 127.0.0.1.
 """
@@ -21,7 +21,9 @@ import statistics
 import sys
 import time
 
-from _common import free_port, header, start_app, start_llama_server, stop, wait_for
+from _common import checkouts, free_port, header, start_app, start_llama_server, stop, wait_for
+
+from gradio_client import Client  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -54,7 +56,7 @@ def direct(url: str, body: dict) -> tuple[float, float, str]:
 def page_first_chunk(app_url: str, runs: int, server: str, body: dict) -> tuple[list[float], list[float]]:
     """Alternating: ms from the click on Generate to the first raw characters in the page, and the
     server's own ms to the first token for the same request."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # only when a browser is measured
 
     page_ms, server_ms = [], []
     with sync_playwright() as p:
@@ -84,6 +86,37 @@ def page_first_chunk(app_url: str, runs: int, server: str, body: dict) -> tuple[
     return page_ms, server_ms
 
 
+def generate_vs_direct(app_url: str, server_url: str, args) -> dict:
+    """The /generate API vs the same request straight to the server, alternating pairs; the request's body."""
+    client = Client(app_url, verbose=False)
+    conversation = EXAMPLE_PATH.read_text()
+    params = json.dumps({"max_new_tokens": args.tokens, "seed": args.seed, "temperature": 0.0, "stop": []})
+    call = ("openai", "chatml", conversation, server_url, "deterministic", params, "")
+    run = client.predict(*call, api_name="/generate")  # warm-up; gives the exact request the app sends
+    body = run["request"]["json"]
+    direct(server_url, body)  # warm the direct path too
+    ratios, app_s, direct_s, same = [], [], [], 0
+    for i in range(args.pairs):
+        order = ("app", "direct") if i % 2 == 0 else ("direct", "app")  # alternate who goes first
+        got = {}
+        for who in order:
+            start = time.perf_counter()
+            if who == "app":
+                result = client.predict(*call, api_name="/generate")
+                got["app"] = (time.perf_counter() - start, result["raw"], result.get("usage", {}))
+            else:
+                total, _, text = direct(server_url, body)
+                got["direct"] = (total, text, None)
+        ratios.append(got["app"][0] / got["direct"][0])
+        app_s.append(got["app"][0])
+        direct_s.append(got["direct"][0])
+        same += got["app"][1] == got["direct"][1]
+    client.close()
+    return {"body": body, "url": run["request"]["url"], "ratios": ratios, "app": app_s, "direct": direct_s,
+            "same": same, "tokens": (got["app"][2] or {}).get("completion_tokens") or f"max {args.tokens}",
+            "chars": len(got["app"][1])}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=10)
@@ -91,68 +124,44 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--first-chunk-runs", type=int, default=5, help="page runs for time to first chunk (default: %(default)s)")
     ap.add_argument("--no-browser", action="store_true", help="skip the time-to-first-chunk measurement in Chromium")
+    ap.add_argument("--baseline", default="", help="a commit or another checkout, measured in the same run")
     args = ap.parse_args()
     header("overhead: the app vs the same request straight to llama_cpp.server")
-
-    server_port, app_port = free_port(), free_port()
+    browser = not args.no_browser and os.path.exists(CHROMIUM)
+    server_port = free_port()
     server = start_llama_server(server_port)
     server_url = f"http://127.0.0.1:{server_port}"
-    app = None
     try:
         wait_for(server_url + "/v1/models", 180, server, interval=0.3)
-        app = start_app(app_port, "--backend-type", "openai", "--backend-url", server_url)
-        app_url = f"http://127.0.0.1:{app_port}"
-        wait_for(app_url + "/config", 180, app, interval=0.3)
-
-        from gradio_client import Client
-
-        client = Client(app_url, verbose=False)
-        conversation = EXAMPLE_PATH.read_text()
-        params = json.dumps({"max_new_tokens": args.tokens, "seed": args.seed, "temperature": 0.0, "stop": []})
-        call = ("openai", "chatml", conversation, server_url, "deterministic", params, "")
-        run = client.predict(*call, api_name="/generate")  # warm-up; gives the exact request the app sends
-        body = run["request"]["json"]
-        print(f"request: POST {run['request']['url']} (prompt {len(body['prompt']):,} chars, max_tokens "
-              f"{body.get('max_tokens')}, seed {body.get('seed')}, stream {body.get('stream')})")
-        direct(server_url, body)  # warm the direct path too
-
-        ratios, app_s, direct_s, same = [], [], [], 0
-        for i in range(args.pairs):
-            order = ("app", "direct") if i % 2 == 0 else ("direct", "app")  # alternate who goes first
-            got = {}
-            for who in order:
-                start = time.perf_counter()
-                if who == "app":
-                    result = client.predict(*call, api_name="/generate")
-                    got["app"] = (time.perf_counter() - start, result["raw"], result.get("usage", {}))
-                else:
-                    total, _, text = direct(server_url, body)
-                    got["direct"] = (total, text, None)
-            ratios.append(got["app"][0] / got["direct"][0])
-            app_s.append(got["app"][0])
-            direct_s.append(got["direct"][0])
-            same += got["app"][1] == got["direct"][1]
-        usage = got["app"][2] or {}
-        tokens = usage.get("completion_tokens") or f"max {args.tokens}"
-        print(f"\n## /generate vs direct, {args.pairs} pairs, {tokens} tokens, {len(got['app'][1])} characters each")
-        print(f"app     median {statistics.median(app_s) * 1000:8.1f} ms")
-        print(f"direct  median {statistics.median(direct_s) * 1000:8.1f} ms")
-        print(f"ratio   median {statistics.median(ratios):.3f}   (min {min(ratios):.3f}, max {max(ratios):.3f}; target <= 1.05)")
-        print(f"identical output in {same}/{args.pairs} pairs (same seed)")
-        client.close()
-
-        if args.no_browser or not os.path.exists(CHROMIUM):
-            print("\n## time to first chunk: skipped (--no-browser or no Chromium at /usr/bin/chromium)")
-            return 0
-        page_ms, server_ms = page_first_chunk(app_url, args.first_chunk_runs, server_url, body)
-        diff = [p - s for p, s in zip(page_ms, server_ms, strict=True)]
-        print(f"\n## time to first streamed chunk, {len(page_ms)} runs")
-        print(f"page (click -> first raw characters, in Chromium)  median {statistics.median(page_ms):7.1f} ms")
-        print(f"server's own (first SSE text chunk, direct)        median {statistics.median(server_ms):7.1f} ms")
-        print(f"difference                                         median {statistics.median(diff):7.1f} ms  (target <= 50 ms)")
+        for label, root in checkouts(args.baseline).items():
+            app_port = free_port()
+            app = start_app(app_port, "--backend-type", "openai", "--backend-url", server_url, root=root,
+                            log_path=f"/tmp/bench-app-{label}.log")
+            app_url = f"http://127.0.0.1:{app_port}"
+            try:
+                wait_for(app_url + "/config", 180, app, interval=0.3)
+                pairs = generate_vs_direct(app_url, server_url, args)
+                body = pairs["body"]
+                print(f"\n## {label}: /generate vs direct, {args.pairs} pairs, {pairs['tokens']} tokens, "
+                      f"{pairs['chars']} characters each (POST {pairs['url']}, prompt {len(body['prompt']):,} chars)")
+                print(f"app     median {statistics.median(pairs['app']) * 1000:8.1f} ms")
+                print(f"direct  median {statistics.median(pairs['direct']) * 1000:8.1f} ms")
+                print(f"ratio   median {statistics.median(pairs['ratios']):.3f}   (min {min(pairs['ratios']):.3f}, "
+                      f"max {max(pairs['ratios']):.3f}; target <= 1.05)")
+                print(f"identical output in {pairs['same']}/{args.pairs} pairs (same seed)")
+                if not browser:
+                    print("time to first chunk: skipped (--no-browser or no Chromium at /usr/bin/chromium)")
+                    continue
+                page_ms, server_ms = page_first_chunk(app_url, args.first_chunk_runs, server_url, body)
+                diff = [p - s for p, s in zip(page_ms, server_ms, strict=True)]
+                print(f"## {label}: time to first streamed chunk, {len(page_ms)} runs")
+                print(f"page (click -> first raw characters, in Chromium)  median {statistics.median(page_ms):7.1f} ms")
+                print(f"server's own (first SSE text chunk, direct)        median {statistics.median(server_ms):7.1f} ms")
+                print(f"difference                                         median {statistics.median(diff):7.1f} ms  "
+                      "(target <= 50 ms)", flush=True)
+            finally:
+                stop(app)
     finally:
-        if app is not None:
-            stop(app)
         stop(server)
     return 0
 

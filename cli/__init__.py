@@ -18,10 +18,10 @@ import wrappers
 from backends import BackendError, Settings, embedded
 from core.conversation import Conversation, ConversationError
 from core.errors import UserError
+from core.text import replace_surrogates, surrogates_note
 from flow import startup
 from flow.startup import RISK_FLAG, StartupConfig
 
-from .score import add_score_command, run_score
 
 
 def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
@@ -56,6 +56,12 @@ def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
     p.add_argument("--traffic-log", default="", metavar="FILE", help="append every /v1 request to this JSONL file (the Traffic tab's Load reads it)")
     p.add_argument("--traffic-size", type=int, default=defaults.traffic_size, metavar="N",
                    help="/v1 requests the Traffic tab keeps in memory (default: %(default)s)")
+    p.add_argument("--max-generations", type=_count, default=defaults.max_generations, metavar="N",
+                   help="requests to backends (generations, checks, tokenizing) the page and the API run at once, "
+                        "all users together; more wait in a queue, their place shown (default: %(default)s)")
+    p.add_argument("--max-generations-per-session", type=_count, default=defaults.max_generations_per_session,
+                   metavar="N", help="of those, how many one page or API client may run at once; one more is refused "
+                                     "with a sentence (default: %(default)s)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("render", help="print the prompt a wrapper makes of a conversation, exactly")
@@ -85,7 +91,9 @@ def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
                    help="webui-legacy: the port of its streaming websocket (default: %(default)s)")
 
     sub.add_parser("wrappers", help="list wrapper names")
-    add_score_command(sub)
+    # a name in the list only: `score` comes first and main() hands it to cli/score.py (see there)
+    sub.add_parser("score", help="run a suite over wrappers x presets (x grammar) on a backend; prints the matrix, "
+                                 "writes JSON (app.py score --help)")
     return p
 
 
@@ -118,16 +126,24 @@ def _load_json(path: str, what: str):
         raise ConversationError(f"the {what} file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
 
 
+def _printable(value):
+    """`value` with lone surrogates (which stdout cannot encode) replaced by U+FFFD, saying so on stderr."""
+    value, replaced = replace_surrogates(value)
+    if replaced:
+        print(f"note: {surrogates_note(replaced)}", file=sys.stderr)
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "render":
         template = _read_text(args.template, "template") if args.template else None
-        sys.stdout.write(flow.render(args.wrapper, Conversation.from_file(args.conversation), template))
+        sys.stdout.write(_printable(flow.render(args.wrapper, Conversation.from_file(args.conversation), template)))
         sys.stdout.flush()
     elif args.command == "parse":
         conversation = Conversation.functions_only(_load_json(args.functions, "functions")) if args.functions else None
         raw = sys.stdin.read()
         result = flow.parse(raw, wrapper=args.wrapper, format_id=args.format, conversation=conversation)
-        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(_printable(result.to_dict()), indent=2, ensure_ascii=False))
     elif args.command == "generate":
         params = dict(presets.parse_param(p) for p in args.param)
         request = flow.GenerateRequest(
@@ -140,11 +156,9 @@ def run(args: argparse.Namespace) -> int:
             run = flow.generate(request)
         except BackendError as e:  # a cut stream: what arrived is printed, then the error as usual
             if e.partial_text:
-                print(json.dumps({"raw": e.partial_text, "error": str(e)}, indent=2, ensure_ascii=False))
+                print(json.dumps(_printable({"raw": e.partial_text, "error": str(e)}), indent=2, ensure_ascii=False))
             raise
-        print(json.dumps(run.to_dict(), indent=2, ensure_ascii=False))
-    elif args.command == "score":
-        return run_score(args)
+        print(json.dumps(_printable(run.to_dict()), indent=2, ensure_ascii=False))
     elif args.command == "wrappers":
         print("\n".join(wrappers.names()))
     return 0
@@ -164,13 +178,34 @@ def startup_config(args: argparse.Namespace) -> StartupConfig:
                          host=args.host, port=args.port, auth=args.auth, share=args.share,
                          expose_without_auth=args.expose_without_auth, allow_backend=list(args.allow_backend),
                          models_dir=args.models_dir, max_models=args.max_models,
-                         api_key=args.api_key, traffic_log=args.traffic_log, traffic_size=args.traffic_size)
+                         api_key=args.api_key, traffic_log=args.traffic_log, traffic_size=args.traffic_size,
+                         max_generations=args.max_generations,
+                         max_generations_per_session=args.max_generations_per_session)
+
+
+def _score(argv: list[str]) -> int:
+    # imported for this command only: the scoreboard brings jsonschema and its suites, which serving the page does not
+    # need (start-up time)
+    from . import score
+
+    parser = argparse.ArgumentParser(prog="app.py")
+    score.add_score_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    embedded.set_max_models(startup.from_environment().max_models)
+    embedded.allow_models(any_path=True)  # the CLI's own commands: their caller is the operator
+    return score.run_score(args)
 
 
 def main(argv: list[str] | None = None, serve: Callable[[StartupConfig], int] | None = None) -> int:
     """Run a command, or with none hand the start-up config to `serve` (app.py's page, API and endpoint)."""
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if argv[:1] == ["score"]:
+            return _score(argv)
         args = _parser(startup.from_environment()).parse_args(argv)
+        if args.command == "score":  # options before it: they are not score's
+            print("error: give score first, with its own options: python app.py score --help", file=sys.stderr)
+            return 2
         config = startup_config(args)
         hosts = startup.allowed_backends(config)
         if hosts is not None:
@@ -183,9 +218,11 @@ def main(argv: list[str] | None = None, serve: Callable[[StartupConfig], int] | 
                 return 2
             backends.create(config.backend_type, Settings())  # a wrong type stops here, before serving
             if model_names_a_wrapper(args.model):
-                print(f"note: --model {args.model} names a wrapper and no such file exists: serving with the wrapper "
-                      f"{args.model} selected, as MemGPT's --model did (give a server's model name to --backend-model)",
-                      file=sys.stderr)
+                config.notes.append(f"--model {args.model} names a wrapper and no such file exists: serving with the "
+                                    f"wrapper {args.model} selected, as MemGPT's --model did (give a server's model name "
+                                    "to --backend-model)")
+            for note in config.notes:
+                print(f"note: {note}", file=sys.stderr)
             start_model = config.backend_model if config.backend_type == "embedded" else ""
             embedded.allow_models(start_model=start_model, models_dir=config.models_dir)
             if start_model:

@@ -16,6 +16,7 @@ import wrappers
 from backends import BackendError, Completion, Settings
 from parsers import ParseContext, ParseResult
 from core.conversation import Conversation
+from core.text import replace_surrogates, surrogates_note
 
 
 def render(wrapper: str, conversation: Conversation, template: str | None = None) -> str:
@@ -71,9 +72,10 @@ class Run:
 def _prepare(req: GenerateRequest):
     """(wrapper, backend, the run so far: prompt and parameters) for one generation."""
     wrapper = wrappers.get(req.wrapper)
-    prompt = wrapper.render(req.conversation, req.template)
+    prompt, replaced = replace_surrogates(wrapper.render(req.conversation, req.template))  # unsendable as they are
     params = presets.resolve(req.preset, wrapper.stop, req.params)
-    return wrapper, backends.create(req.backend_type, req.settings), Run(prompt=prompt, params=params)
+    run = Run(prompt=prompt, params=params, notes=[surrogates_note(replaced)] if replaced else [])
+    return wrapper, backends.create(req.backend_type, req.settings), run
 
 
 def generate_stream(req: GenerateRequest) -> Iterator[Run]:

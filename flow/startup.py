@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import presets
 from backends.embedded import DEFAULT_MAX_MODELS
 from core.errors import UserError
+from flow.admission import DEFAULT_OVERALL, DEFAULT_PER_SESSION
 
 DEFAULT_WRAPPER = "chatml"  # MemGPT's default wrapper
 RISK_FLAG = "--expose-without-auth"
@@ -38,6 +39,9 @@ class StartupConfig:
     api_key: str = ""  # the bearer key /v1 requires (needed wherever --auth or a non-loopback host is)
     traffic_log: str = ""  # a JSONL file every /v1 request is appended to; empty: memory only
     traffic_size: int = 200  # the /v1 requests the Traffic tab keeps in memory
+    max_generations: int = DEFAULT_OVERALL  # requests to backends the page and the API run at once (flow.admission)
+    max_generations_per_session: int = DEFAULT_PER_SESSION  # ... of them one page or API client may run at once
+    notes: list[str] = field(default_factory=list)  # what the user should know at start (stderr, and the page's title)
 
 
 class StartupError(UserError):

@@ -45,9 +45,22 @@ def open_section(page, n, title):
     page.locator(f"#panel-{n}").get_by_text(title, exact=True).first.click()
 
 
+TWO_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def shown(page, selector):
+    """The element once the page has finished showing it. Opening a section renders components the page had not
+    rendered yet, and an animation frame later Gradio's page sets each of them to its stored value: what was typed or
+    picked before that frame is lost (the token view test's probabilities went back to 0, about once in ten runs)."""
+    element = page.locator(selector)
+    element.wait_for(state="visible")
+    page.evaluate(TWO_FRAMES)
+    return element
+
+
 def set_max_tokens(page, n, tokens):
     open_section(page, n, "Sampling parameters")
-    box = page.locator(f"#max-new-tokens-{n} input[type=number]")
+    box = shown(page, f"#max-new-tokens-{n} input[type=number]")
     box.fill(str(tokens))
     box.press("Enter")
 
@@ -79,6 +92,7 @@ def test_generate_streams_raw_output_and_shows_a_parsed_result(page):
 
 def test_run_all_compares_two_backends_side_by_side_and_diffs_the_prompts(page, llama_cpp_server):
     open_section(page, 2, "Backend")
+    shown(page, "#backend-type-2 input")
     pick(page, "backend-type-2", "openai")
     page.fill("#backend-url-2 textarea, #backend-url-2 input", llama_cpp_server)
     pick(page, "wrapper-2", "chatml")
@@ -132,7 +146,7 @@ def test_stop_aborts_generation_and_keeps_the_output(page):
 
 def test_presets_save_load_and_delete(page):
     open_section(page, 1, "Sampling parameters")
-    temperature = page.locator("#temperature-1 input[type=number]")
+    temperature = shown(page, "#temperature-1 input[type=number]")
     temperature.fill("0.33")
     temperature.press("Enter")
     page.locator("#panel-1").get_by_label("Preset name").fill("browser-preset")
@@ -220,7 +234,7 @@ def test_model_template_from_gguf_loads_as_a_wrapper_and_renders(page, model_pat
 
 def test_token_view_shows_probabilities_and_alternatives(page):
     open_section(page, 1, "Backend")
-    probabilities = page.locator("#probabilities-1 input")
+    probabilities = shown(page, "#probabilities-1 input")
     probabilities.fill("3")
     probabilities.press("Enter")
     set_max_tokens(page, 1, 12)

@@ -113,3 +113,18 @@ def test_environment_presets_the_backend_like_memgpt():
     config = from_environment({"OPENAI_API_BASE": "http://127.0.0.1:5000/v1"})
     assert (config.backend_type, config.backend_url) == ("openai", "http://127.0.0.1:5000/v1")
     assert from_environment({"BACKEND_TYPE": "openai"}).backend_type == "openai"
+
+
+LONE = '{"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "bad \\ud800 here"}], "functions": []}'
+
+
+def test_lone_surrogates_are_printed_as_u_fffd_with_a_note(tmp_path):
+    conversation = tmp_path / "lone.json"
+    conversation.write_text(LONE)
+    done = app("render", "--wrapper", "chatml", "--conversation", str(conversation))
+    assert done.returncode == 0, done.stderr
+    assert "user\nbad \ufffd here<|im_end|>" in done.stdout
+    assert done.stderr.startswith("note: 1 invalid character (a lone UTF-16 surrogate") and "U+FFFD" in done.stderr
+    done = app("parse", "--format", "hermes", stdin='<tool_call>{"name": "f", "arguments": {"a": "x\\ud800y"}}</tool_call>')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tool_calls"][0]["arguments"] == {"a": "x\ufffdy"} and "U+FFFD" in done.stderr

@@ -19,7 +19,6 @@ import pytest
 
 import cli
 import flow
-import presets
 from backends import BackendError, Settings, create, embedded
 from core.conversation import EXAMPLE_PATH, Conversation
 from tests.conftest import ROOT
@@ -84,8 +83,8 @@ def test_the_page_shows_the_offered_models_and_refuses_others(model_path, copies
     assert panels.picked_backend("openai", offered)[2:] == ([], None)  # a GGUF path is no server model name
     assert panels.picked_backend("openai", "llama3")[3] == "llama3"
     template, _ = panels.wrapper_view("chatml")
-    values = [{**presets.NEUTRAL, **GREEDY}[k] for k in panels.SLIDER_KEYS]
-    config = panels.PanelConfig("embedded", "", offered, "", 60, "", "chatml", template, "deterministic", values, "", "")
+    config = panels.PanelConfig.from_values({"model": offered, "timeout": 60, "wrapper": "chatml", "template": template,
+                                             **panels.neutral_values(), **GREEDY})
     updates = list(panels.run_generation(config, EXAMPLE_PATH.read_text()))
     assert updates[0][3] == f"⏳ Generating… ({embedded.ON_FIRST_USE})" and updates[-1][3].startswith("Done")
     config.model = "/etc/passwd"

@@ -143,3 +143,21 @@ def test_the_page_binds_loopback_only(app_url):
                            "from flow.startup import StartupConfig; print(json.dumps(StartupConfig().host))", str(ROOT)],
                           capture_output=True, text=True, timeout=60)
     assert json.loads(done.stdout) == "127.0.0.1"
+
+
+def test_gradio_share_in_the_environment_opens_no_share_link():
+    """Sharing is the app's own --share (which needs --auth), never GRADIO_SHARE: with it set, Gradio would try a
+    public tunnel (and say "Could not create share link" where it cannot reach the tunnel server)."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SHARE": "true",
+                                    "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for(f"http://127.0.0.1:{port}/config", 90, process)
+        time.sleep(3)  # Gradio tries the tunnel right after the local server is up
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert f"Running on local URL:  http://127.0.0.1:{port}" in output
+    assert "share link" not in output.lower() and "public URL" not in output, output

@@ -451,8 +451,7 @@ def test_api_key_never_appears_in_the_page_status_export_or_saved_session(echo_s
     def controls_for(url: str) -> dict:
         known = {"backend_type": "openai", "url": url, "model": "", "api_key": SECRET, "timeout": 10, "extra_json": "",
                  "wrapper": "chatml", "template": wrappers.get("chatml").template, "preset": "deterministic",
-                 **dict(zip(panels.SLIDER_KEYS, panels.preset_values("deterministic"), strict=False)), "stop_json": "",
-                 "grammar": ""}
+                 **panels.preset_values("deterministic"), "stop_json": "", "grammar": ""}
         return known  # controls added later: their defaults
 
     controls = controls_for(echo_server)

@@ -2,10 +2,12 @@
 
 import json
 
+import backends
+import cli
 import presets
 import wrappers
-import backends
-from workbench import panels
+from app import build_app
+from workbench import panels, turns
 from workbench.sessions import Sessions
 from core.conversation import EXAMPLE_PATH
 
@@ -59,16 +61,16 @@ def test_save_as_never_overwrites_a_builtin_or_escapes_the_folder(user_home):
     assert wrappers.get("chatml").builtin
 
 
-def test_preset_values_fill_every_control_in_order():
+def test_preset_values_fill_every_preset_control_by_name():
     values = panels.preset_values("deterministic")
-    keys = panels.SLIDER_KEYS
-    assert values[keys.index("top_k")] == 1 and values[keys.index("temperature")] == 0.0
-    assert values[-2] == ""  # no stop list: the wrapper's own is used
-    assert json.loads(panels.preset_values("memgpt-default")[-2])[0] == "\nUSER:"
+    assert list(values) == panels.PRESET_CONTROLS
+    assert values["top_k"] == 1 and values["temperature"] == 0.0
+    assert values["stop_json"] == ""  # no stop list: the wrapper's own is used
+    assert json.loads(panels.preset_values("memgpt-default")["stop_json"])[0] == "\nUSER:"
 
 
 def test_controls_become_explicit_params_and_empty_stop_means_the_wrappers():
-    sliders = [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS]
+    sliders = panels.neutral_values()
     params = panels.params_from_controls(sliders, "", ["<|im_end|>"])
     assert params["stop"] == ["<|im_end|>"]
     assert panels.params_from_controls(sliders, '["\\nUSER:"]', ["x"])["stop"] == ["\nUSER:"]
@@ -84,15 +86,14 @@ def test_backend_defaults_say_which_parameters_are_ignored():
     assert url.startswith("http://") and "top_k" in ignored and "temperature" not in ignored
 
 
-def _config(**values):
-    sliders = [{**presets.NEUTRAL, **values}[k] for k in panels.SLIDER_KEYS]
-    return sliders
+def _config(**controls) -> panels.PanelConfig:
+    """Panel 1 on the embedded model with the chatml wrapper, neutral samplers, and `controls` by name."""
+    return panels.PanelConfig.from_values({"timeout": 60, "wrapper": "chatml", "template": panels.wrapper_view("chatml")[0],
+                                           "preset": "deterministic", **panels.neutral_values(), **controls})
 
 
 def test_generation_streams_then_finishes_with_a_parse_and_the_request():
-    template, _ = panels.wrapper_view("chatml")
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
-                              _config(top_k=1, temperature=0.0, max_new_tokens=12, seed=3), "", "")
+    config = _config(top_k=1, temperature=0.0, max_new_tokens=12, seed=3)
     updates = list(panels.run_generation(config, EXAMPLE))
     raw, parsed, request, status, record = updates[-1]
     assert status.startswith("Done"), status
@@ -103,9 +104,7 @@ def test_generation_streams_then_finishes_with_a_parse_and_the_request():
 
 
 def test_streamed_updates_are_coalesced_but_the_first_chunk_and_the_end_go_out_at_once():
-    template, _ = panels.wrapper_view("chatml")
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", template, "deterministic",
-                              _config(top_k=1, temperature=0.0, max_new_tokens=16, seed=3, stop=[]), "[]", "")
+    config = _config(top_k=1, temperature=0.0, max_new_tokens=16, seed=3, stop_json="[]")
     every = list(panels.run_generation(config, EXAMPLE))
     coalesced = list(panels.run_generation(config, EXAMPLE, update_every=3600))
     streaming = [u for u in every[1:-1] if u[0]]
@@ -116,23 +115,22 @@ def test_streamed_updates_are_coalesced_but_the_first_chunk_and_the_end_go_out_a
 
 
 def test_generation_errors_end_with_a_sentence_and_keep_the_page_usable():
-    config = panels.PanelConfig("openai", "http://127.0.0.1:9", "", "", 2, "", "chatml", "x", "deterministic", _config(), "", "")
+    config = _config(backend_type="openai", url="http://127.0.0.1:9", timeout=2, template="x")
     *_, (raw, parsed, request, status, record) = panels.run_generation(config, EXAMPLE)
     assert status.startswith("❌ cannot connect") and parsed is None and record is None
 
 
 def test_json_schema_from_the_page_constrains_a_real_generation():
     schema = '{"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}'
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml",
-                              "<|im_start|>user\nHow many legs has a cat?<|im_end|>\n<|im_start|>assistant\n", "deterministic",
-                              _config(top_k=1, temperature=0.0, max_new_tokens=24, seed=1), "[]", "", 0, schema)
+    config = _config(template="<|im_start|>user\nHow many legs has a cat?<|im_end|>\n<|im_start|>assistant\n",
+                     top_k=1, temperature=0.0, max_new_tokens=24, seed=1, stop_json="[]", json_schema=schema)
     *_, (raw, parsed, request, status, record) = panels.run_generation(config, EXAMPLE)
     assert request["json"]["json_schema"]["required"] == ["answer"]  # recorded as sent
     assert isinstance(json.loads(raw)["answer"], int), raw
 
 
 def test_a_bad_json_schema_is_a_sentence():
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", "x", "deterministic", _config(), "", "", 0, "{nope")
+    config = _config(template="x", json_schema="{nope")
     *_, last = panels.run_generation(config, EXAMPLE)
     assert last[3].startswith("❌ the JSON schema is not valid JSON")
 
@@ -158,3 +156,29 @@ def test_a_closed_session_leaves_nothing_behind():
     assert sessions.runs("a") == [] and sessions.active() == {"b"}
     sessions.forget("b")
     assert sessions.active() == set()
+
+
+LONE = '{"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "bad \\ud800 here"}], "functions": []}'
+
+
+def test_lone_surrogates_reach_the_page_as_u_fffd_with_a_note():
+    prompt, status = panels.preview("chatml", panels.wrapper_view("chatml")[0], LONE)
+    assert "bad \ufffd here" in prompt and status.startswith("✅") and "U+FFFD" in status
+    assert "bad \ufffd here" in json.dumps(turns.chat_view(LONE, "chatml"), ensure_ascii=False)
+    conversation = turns.add_user_message(LONE, "more", "chatml")
+    assert "\ufffd" in conversation and '"more"' in json.loads(conversation)["messages"][-1]["content"]
+    *_, (raw, parsed, request, status, record) = panels.run_generation(_config(max_new_tokens=2, top_k=1), LONE)
+    assert status.startswith("Done") and "U+FFFD" in status, status
+    assert "bad \ufffd here" in request["json"]["prompt"] and "bad \ufffd here" in record["prompt"]
+    json.dumps([raw, parsed, request, record], ensure_ascii=False).encode("utf-8")  # all of it can be sent
+
+
+def test_a_model_naming_a_wrapper_is_said_at_start_and_in_the_page_title(capsys):
+    started = []
+    assert cli.main(["--model", "airoboros-l2-70b-2.1"], serve=lambda config: started.append(config) or 0) == 0
+    assert capsys.readouterr().err.startswith("note: --model airoboros-l2-70b-2.1 names a wrapper")
+    demo = build_app(started[0])
+    title = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "title")
+    assert "--model airoboros-l2-70b-2.1 names a wrapper" in title.value
+    wrapper_1 = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "wrapper-1")
+    assert wrapper_1.value == "airoboros-l2-70b-2.1"

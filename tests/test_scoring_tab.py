@@ -3,7 +3,6 @@
 import json
 import threading
 
-import presets
 from conftest import free_port
 from scoreboard import bfcl
 from scoreboard.report import RunRecord, Scoreboard
@@ -13,8 +12,7 @@ from workbench import panels, scoring_tab
 
 
 def _embedded():
-    sliders = [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS]
-    return panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", "", "deterministic", sliders, "", "")
+    return panels.PanelConfig.from_values({"timeout": 60, "wrapper": "chatml", **panels.neutral_values()})
 
 
 def test_stop_keeps_the_finished_runs_and_the_counts_follow_from_them():
@@ -105,8 +103,8 @@ def test_the_page_runs_bfcl_from_a_data_folder_with_a_case_limit_per_category(tm
 
 def test_a_server_failing_is_seen_in_the_page_and_its_runs_finish_elsewhere(llama_server):
     dead = f"http://127.0.0.1:{free_port()}"
-    config = panels.PanelConfig("llamacpp", llama_server, "", "", 60, "", "qwen2.5", "", "deterministic",
-                                [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS], "", "")
+    config = panels.PanelConfig.from_values({"backend_type": "llamacpp", "url": llama_server, "timeout": 60,
+                                             "wrapper": "qwen2.5"})
     updates = list(scoring_tab.run(config, "tools", ["qwen2.5"], ["deterministic"], "off", 1, 1, 16,
                                    pool=f"{llama_server}\n{dead}", cases=3))
     status, rows, board, files = updates[-1]

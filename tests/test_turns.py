@@ -75,7 +75,7 @@ def test_chat_view_reads_like_memgpts_console():
 def test_session_round_trip_keeps_everything_but_api_keys():
     per_panel = []
     for n in range(2):
-        values = dict(zip(panels.SLIDER_KEYS, [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS], strict=True))
+        values = panels.neutral_values()
         per_panel.append({"backend_type": "openai", "url": f"http://127.0.0.1:80{n}", "model": "m", "api_key": "sk-secret",
                           "timeout": 30, "extra_json": "{}", "wrapper": "chatml", "template": f"T{n}", "preset": "creative",
                           **values, "stop_json": '["x"]', "grammar": "", "probabilities": 0, "json_schema": ""})
@@ -97,7 +97,7 @@ def test_a_session_saved_by_the_positional_page_still_loads():
     assert first["url"] == "http://127.0.0.1:8080" and second["url"] == "http://127.0.0.1:8081"
     assert first["template"] == "OLD TEMPLATE 0 {{ messages[0].content }}" and first["preset"] == "creative"
     assert first["probabilities"] == 3 and first["json_schema"] == '{"type": "object"}' and first["stop_json"] == '["\\nUSER:"]'
-    assert first["temperature"] == panels.preset_values("creative")[panels.SLIDER_KEYS.index("temperature")]
+    assert first["temperature"] == panels.preset_values("creative")["temperature"]
     config = panels.PanelConfig.from_values(first)
     assert config.request(state["conversation"]).params["stop"] == ["\nUSER:"]
     older = {**state, "panel_settings": [{k: v for k, v in first.items() if k not in ("probabilities", "json_schema")}]}
@@ -114,9 +114,9 @@ def test_prompt_diff_points_at_the_first_difference_and_shows_whitespace():
 
 
 def test_stability_counts_parsed_and_expected_over_n_runs():
-    config = panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", panels.wrapper_view("chatml")[0], "deterministic",
-                              [{**presets.NEUTRAL, "max_new_tokens": 6, "top_k": 1, "temperature": 0.0, "seed": 1}[k] for k in panels.SLIDER_KEYS],
-                              "", "")
+    config = panels.PanelConfig.from_values({"timeout": 60, "wrapper": "chatml", "template": panels.wrapper_view("chatml")[0],
+                                             **panels.neutral_values(), "max_new_tokens": 6, "top_k": 1, "temperature": 0.0,
+                                             "seed": 1})
     tallies = list(turns.stability(config.request(EXAMPLE), 2, "send_message"))
     assert [t["runs"] for t in tallies] == [1, 2]
     assert tallies[-1]["distinct_outputs"] == 1  # greedy with a fixed seed repeats
@@ -124,13 +124,12 @@ def test_stability_counts_parsed_and_expected_over_n_runs():
 
 
 def test_user_preset_save_load_delete(user_home):
-    values = [presets.NEUTRAL[k] for k in panels.SLIDER_KEYS]
-    values[panels.SLIDER_KEYS.index("temperature")] = 0.33
-    names, selected, status = panels.save_preset("mine", values, "", "")
+    values = {**panels.neutral_values(), "temperature": 0.33, "stop_json": "", "grammar": ""}
+    names, selected, status = panels.save_preset("mine", values)
     assert selected == "mine" and "mine" in names and status.startswith("✅")
     assert presets.load("mine") == {"temperature": 0.33, "grammar": ""} or presets.load("mine") == {"temperature": 0.33}
-    assert panels.preset_values("mine")[panels.SLIDER_KEYS.index("temperature")] == 0.33
-    assert panels.save_preset("deterministic", values, "", "")[2].startswith("❌")
+    assert panels.preset_values("mine")["temperature"] == 0.33
+    assert panels.save_preset("deterministic", values)[2].startswith("❌")
     names, selected, status = panels.delete_preset("mine")
     assert "mine" not in names and status.startswith("✅")
     assert panels.delete_preset("creative")[2].startswith("❌")
@@ -156,9 +155,9 @@ def test_model_template_needs_a_file_or_text(user_home):
 
 
 def _embedded(probabilities=0, **values):
-    sliders = [{**presets.NEUTRAL, "max_new_tokens": 5, "top_k": 1, "temperature": 0.0, **values}[k] for k in panels.SLIDER_KEYS]
-    return panels.PanelConfig("embedded", "", "", "", 60, "", "chatml", panels.wrapper_view("chatml")[0], "deterministic",
-                            sliders, "", "", probabilities)
+    return panels.PanelConfig.from_values({"timeout": 60, "wrapper": "chatml", "template": panels.wrapper_view("chatml")[0],
+                                           **panels.neutral_values(), "max_new_tokens": 5, "top_k": 1, "temperature": 0.0,
+                                           **values, "probabilities": probabilities})
 
 
 def test_token_view_heatmap_and_alternatives_from_a_real_generation():

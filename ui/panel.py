@@ -1,14 +1,28 @@
 """One panel of the workbench: its layout (backend, wrapper, sampling, prompt, output, tokens) and its
 events. Its controls are built under the names of `workbench.panels.CONTROL_NAMES`; every handler
-gets them back as {name: value}."""
+gets them back as {name: value}.
+
+What the browser pays for: on every message of every event from then on, Gradio's page looks up, in
+the component tree (depth first), each component that has been an input of an event or has shown an
+event's progress; and each output a message updates. So the tree stays small (what is rarely opened
+is built when opened, `built_when_opened`); what events read and write but nobody sees comes first in
+the tree (`Panel`); a panel's many controls reach the server packed into one value in the browser
+(`with_settings`); events name the few components that show their progress (`private`); and a
+streamed update carries only what changed."""
 
 from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from typing import Callable
 
 import gradio as gr
 
 import backends
 import presets
 import wrappers
+from flow.admission import QUEUE, BackendSlots, Busy
 from flow.startup import StartupConfig
 from workbench import panels, turns
 from workbench.sessions import Sessions
@@ -27,44 +41,125 @@ SLIDERS = {  # control name: (label, minimum, maximum, step, info)
     "mirostat_tau": ("Mirostat tau", 0.0, 10.0, 0.1, "Target surprise for Mirostat."),
     "mirostat_eta": ("Mirostat eta", 0.0, 1.0, 0.01, "Mirostat learning rate."),
 }
-PRESET_CONTROLS = [*panels.SLIDER_KEYS, "stop_json", "grammar"]  # what panels.preset_values fills, in its order
 
 # A browser pays for every streamed message; tokens that arrive faster than this are sent together.
 STREAM_UPDATE_SECONDS = 0.1
 
 
-def private(*progress_on, **kw) -> dict:
-    """Page-only events (not in the API). `progress_on`: the components that show the event's progress, when
-    not all its outputs: Gradio's page refreshes the loading status of every component that has ever shown
-    progress on each streamed message, and of every child of a layout block, so keep that set small."""
-    return {"api_visibility": "private", **({"show_progress_on": list(progress_on)} if progress_on else {}), **kw}
+@dataclass
+class Shared:
+    """What every panel's events use besides the panel's own components."""
 
-
-def named(values) -> dict:
-    """A panel's control values, as the events pass them (CONTROL_NAMES order), by name."""
-    return dict(zip(panels.CONTROL_NAMES, values, strict=True))
-
-
-class Panel:
-    """The components of one panel; `controls` maps each of CONTROL_NAMES to its component."""
-
-    def __init__(self, index: int):
-        self.index = index
-        self.controls: dict[str, gr.components.Component] = {}
+    conversation: gr.Code
+    variables: gr.Code
+    now: gr.Textbox
+    run_all: gr.Button
+    quiet: gr.Markdown  # the page's title: the progress target of events that show none (found first in the tree)
+    sessions: Sessions
+    slots: BackendSlots
 
     @property
     def inputs(self) -> list:
-        """The panel's controls as event inputs, in CONTROL_NAMES order (see `named`)."""
+        """The conversation and what the template sees besides it, as handlers take them (conv, var, day)."""
+        return [self.conversation, self.variables, self.now]
+
+
+def private(*progress_on, **kw) -> dict:
+    """Page-only events (not in the API), with the components that show their progress: Gradio's page looks each
+    one up in the whole tree on every streamed message from then on (and every child of a layout block), so name
+    few; an event that shows none names the page's `Shared.quiet`. Queued page events are not limited in number
+    (the backend ones say otherwise, `backend_queue`)."""
+    assert progress_on, "name the components that show this event's progress"
+    return {"api_visibility": "private", "show_progress_on": list(progress_on), "concurrency_limit": None, **kw}
+
+
+def hidden(shared: Shared, **kw) -> dict:
+    """A page-only event that shows no progress."""
+    return private(shared.quiet, show_progress="hidden", **kw)
+
+
+def backend_queue(slots: BackendSlots) -> dict:
+    """Events that wait on a backend go in one queue that runs at most `slots.overall` at once (the page shows a
+    waiting event's place, "queue: 3/12", on its progress); the page's other events never wait behind them."""
+    return {"concurrency_id": QUEUE, "concurrency_limit": slots.overall}
+
+
+def in_session_slot(slots: BackendSlots, fn: Callable, busy: Callable[[str], object]):
+    """`fn(request, *inputs)` run while it holds one of its session's places for backend requests; with none
+    left, the outputs get `busy(sentence)` at once. A generator holds its place until it ends."""
+    if inspect.isgeneratorfunction(fn):
+        def held(request: gr.Request, *inputs):
+            try:
+                with slots.hold(request.session_hash):
+                    yield from fn(request, *inputs)
+            except Busy as e:
+                yield busy(f"❌ {e}")
+    else:
+        def held(request: gr.Request, *inputs):
+            try:
+                with slots.hold(request.session_hash):
+                    return fn(request, *inputs)
+            except Busy as e:
+                return busy(f"❌ {e}")
+    return held
+
+
+def built_when_opened(opening, build: Callable, shared: Shared, on_open: Callable = lambda: True, inputs=()) -> None:
+    """`build(value, *values of inputs)` makes components and their events when `opening` (an Accordion's
+    expand, a Tab's select) fires, `value` being what `on_open` returns then; it is built again when that
+    value changes. Until then none of it is in the page's tree. Inputs built there say `interactive=True`: a
+    render may show them before their events are attached."""
+    opened = gr.State(None)
+
+    @gr.render(inputs=[opened, *inputs], triggers=[opened.change])
+    def contents(value, *values):
+        if value is not None:
+            build(value, *values)
+
+    # queued: a State's change event fires only for a queued event's update
+    opening(on_open, None, [opened], **hidden(shared))
+
+
+class Panel:
+    """The components of one panel; `controls` maps each of CONTROL_NAMES to its component. Made where the
+    page wants its invisible parts (first in the tree); `build_panel` lays out the rest later."""
+
+    def __init__(self, index: int, visible: bool):
+        self.index = index
+        self.controls: dict[str, gr.components.Component] = {}
+        self.settings = gr.JSON(None, visible=False)  # the controls as {name: value}, packed by `with_settings`
+        self.last_run = gr.State(None)  # the last finished run's record
+        self.column_visible = gr.State(visible)  # whether Run all includes this panel
+
+    @property
+    def inputs(self) -> list:
+        """The panel's controls as event inputs, in CONTROL_NAMES order."""
         return [self.controls[name] for name in panels.CONTROL_NAMES]
 
 
-def build_panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool) -> Panel:
-    p, n = Panel(i), i + 1
-    c = p.controls
+_PACK = """(...values) => {
+  const names = %s, packed = [];
+  for (let k = 0; k < values.length; k += names.length)
+    packed.push(Object.fromEntries(names.map((name, i) => [name, values[k + i]])));
+  return packed.length === 1 ? packed[0] : packed;
+}""" % json.dumps(panels.CONTROL_NAMES)
+
+
+def with_settings(trigger, some: list[Panel]):
+    """An event on `trigger` that packs the controls of `some` panels into their `settings`, in the browser;
+    chain the event that reads them with `.then`. A browser-only event has no progress, so Gradio's page never
+    looks its (many) inputs up again, as it would after a server event that took them."""
+    return trigger(None, [c for p in some for c in p.inputs], [p.settings for p in some], js=_PACK, queue=False,
+                   show_progress="hidden", api_visibility="private")
+
+
+def build_panel(p: Panel, startup: StartupConfig, wrapper_name: str, shared: Shared) -> None:
+    """Lay out the panel's visible parts (the column shown when `p.column_visible` is)."""
+    n, c = p.index + 1, p.controls
     template0, info0 = panels.wrapper_view(wrapper_name)
-    preset0 = dict(zip(PRESET_CONTROLS, panels.preset_values(startup.preset), strict=True))
+    preset0 = panels.preset_values(startup.preset)
     url_hint, ignored0 = panels.backend_defaults(startup.backend_type)
-    with gr.Column(visible=visible, min_width=380, elem_id=f"panel-{n}") as p.column:
+    with gr.Column(visible=p.column_visible.value, min_width=380, elem_id=f"panel-{n}") as p.column:
         gr.Markdown(f"### Panel {n}")
         with gr.Accordion("Backend", open=False):
             c["backend_type"] = gr.Dropdown(backends.names(), value=startup.backend_type, label="Type", elem_id=f"backend-type-{n}",
@@ -138,26 +233,69 @@ def build_panel(i: int, startup: StartupConfig, wrapper_name: str, visible: bool
         with gr.Accordion("Request sent", open=False):
             p.request = gr.JSON(label="Exact request (secrets masked)", open=True, elem_id=f"request-{n}")
             p.response = gr.JSON(label="The server's last raw response (or final stream event)", open=False, elem_id=f"response-{n}")
-        with gr.Accordion("Tokens", open=False):
-            p.heatmap = gr.HighlightedText(label="Output tokens (redder = less likely; click one for its alternatives)",
-                                           show_legend=False, combine_adjacent=False, elem_id=f"heatmap-{n}")
-            p.alternatives_caption = gr.Markdown("Set Token probabilities above 0 under Backend, then generate.")
-            p.alternatives = gr.Dataframe(headers=["token", "logprob", "p", "chosen"], interactive=False, elem_id=f"alternatives-{n}")
-            p.tokenize = gr.Button("Tokenize the prompt", size="sm", elem_id=f"tokenize-{n}")
-            p.tokens_summary = gr.Markdown("", elem_id=f"tokens-summary-{n}")
-            p.prompt_token_table = gr.Dataframe(headers=["#", "id", "piece"], interactive=False, max_height=300,
-                                                elem_id=f"prompt-tokens-{n}")
-        with gr.Accordion("Same seed, N runs", open=False):
-            with gr.Row():
-                p.runs = gr.Number(5, label="Runs", minimum=1, maximum=100, precision=0, info="How many generations.")
-                p.expected = gr.Textbox("", label="Expected function", placeholder="send_message",
-                                        info="Counted when the first call has this name.")
-            p.stability = gr.Button("Run N times", size="sm", elem_id=f"stability-{n}")
-            p.stability_status = gr.Markdown("", elem_id=f"stability-status-{n}")
-        p.last_run = gr.State(None)
-    p.column_visible = gr.State(visible)  # whether Run all includes this panel
+        with gr.Accordion("Tokens", open=False) as tokens:
+            built_when_opened(tokens.expand, lambda _, record: _tokens_view(p, shared, record), shared, inputs=[p.last_run])
+        with gr.Accordion("Same seed, N runs", open=False) as same_seed:
+            built_when_opened(same_seed.expand, lambda _: _stability_view(p, shared), shared)
     assert set(c) == set(panels.CONTROL_NAMES), "every control of the schema has one component"
-    return p
+
+
+def _tokens_view(p: Panel, shared: Shared, record: dict | None) -> None:
+    """The last finished run's output tokens (click one for the alternatives) and the prompt's tokens."""
+    n = p.index + 1
+    heatmap_now, caption_now = _token_view(record)
+    heatmap = gr.HighlightedText(heatmap_now, label="Output tokens (redder = less likely; click one for its alternatives)",
+                                 show_legend=False, combine_adjacent=False, elem_id=f"heatmap-{n}")
+    caption = gr.Markdown(caption_now)
+    alternatives = gr.Dataframe(headers=["token", "logprob", "p", "chosen"], interactive=False, elem_id=f"alternatives-{n}")
+    tokenize = gr.Button("Tokenize the prompt", size="sm", elem_id=f"tokenize-{n}")
+    summary = gr.Markdown("", elem_id=f"tokens-summary-{n}")
+    table = gr.Dataframe(headers=["#", "id", "piece"], interactive=False, max_height=300, elem_id=f"prompt-tokens-{n}")
+    p.last_run.change(_token_view, [p.last_run], [heatmap, caption], **private(caption))
+
+    def alternatives_for(run, event: gr.SelectData):
+        index = event.index if isinstance(event.index, int) else event.index[0]
+        return panels.token_alternatives((run or {}).get("tokens"), index)
+
+    heatmap.select(alternatives_for, [p.last_run], [alternatives, caption], **private(caption))
+
+    def tokenized(_request, conv, var, day, settings):
+        return panels.prompt_tokens(panels.PanelConfig.from_values(settings), conv, var, day)
+
+    with_settings(tokenize.click, [p]).then(in_session_slot(shared.slots, tokenized, lambda busy: ([], busy)),
+                                            [*shared.inputs, p.settings], [table, summary],
+                                            **private(summary, show_progress="minimal", **backend_queue(shared.slots)))
+
+
+def _token_view(record: dict | None) -> tuple[list, str]:
+    """(heat-map spans, caption) of a finished run's output tokens."""
+    tokens = (record or {}).get("tokens")
+    if not tokens:
+        return [], "Set Token probabilities above 0 under Backend, then generate."
+    return panels.token_heatmap(tokens), f"The run finished at {record.get('time')}: click a token for its alternatives."
+
+
+def _stability_view(p: Panel, shared: Shared) -> None:
+    """Generate N times with the same settings and count what came back."""
+    n = p.index + 1
+    with gr.Row():
+        runs = gr.Number(5, label="Runs", minimum=1, maximum=100, precision=0, info="How many generations.", interactive=True)
+        expected = gr.Textbox("", label="Expected function", placeholder="send_message", interactive=True,
+                              info="Counted when the first call has this name.")
+    start = gr.Button("Run N times", size="sm", elem_id=f"stability-{n}")
+    status = gr.Markdown("", elem_id=f"stability-status-{n}")
+
+    def stable(_request, count, expected_name, conv, var, day, settings):
+        try:
+            request = panels.PanelConfig.from_values(settings).request(conv, var, day)
+            for tally in turns.stability(request, count, expected_name):
+                yield turns.tally_text(tally, int(count), expected_name)
+        except Exception as e:  # noqa: BLE001 — any failure ends the loop with its sentence
+            yield f"❌ {e}"
+
+    with_settings(start.click, [p]).then(in_session_slot(shared.slots, stable, lambda busy: busy),
+                                         [runs, expected, *shared.inputs, p.settings], [status],
+                                         **private(status, **backend_queue(shared.slots)))
 
 
 def show_prompt(wrapper_name, template, conv, var, day, marked):
@@ -165,13 +303,14 @@ def show_prompt(wrapper_name, template, conv, var, day, marked):
     return (panels.mark_whitespace(text) if marked else text), status
 
 
-def wire_panel(p: Panel, conversation, variables, now, history_table, run_all, sessions: Sessions) -> list:
+def wire_panel(p: Panel, shared: Shared) -> list:
     """Wire one panel's events; returns its generation events (for Stop all)."""
-    c = p.controls
-    preview_inputs = [c["wrapper"], c["template"], conversation, variables, now, p.show_ws]
-    for trigger in (c["template"].input, conversation.change, variables.input, now.input, p.show_ws.change):
+    c, sessions = p.controls, shared.sessions
+    preview_inputs = [c["wrapper"], c["template"], *shared.inputs, p.show_ws]
+    for trigger in (c["template"].input, shared.conversation.change, shared.variables.input, shared.now.input,
+                    p.show_ws.change):
         trigger(show_prompt, preview_inputs, [p.prompt, p.prompt_status], queue=False, trigger_mode="always_last",
-                show_progress="hidden", **private())
+                **hidden(shared))
 
     # .input (the user picked it), not .change: a restored session sets wrapper and template together
     def picked_wrapper(name):
@@ -179,44 +318,42 @@ def wire_panel(p: Panel, conversation, variables, now, history_table, run_all, s
         editable = wrappers.get(name).editable  # a Python plugin shows its source read-only
         return gr.Code(template, interactive=editable, language="jinja2" if editable else "python"), info
 
-    c["wrapper"].input(picked_wrapper, [c["wrapper"]], [c["template"], p.wrapper_info], queue=False, **private()).then(
-        show_prompt, preview_inputs, [p.prompt, p.prompt_status], queue=False, show_progress="hidden", **private())
+    c["wrapper"].input(picked_wrapper, [c["wrapper"]], [c["template"], p.wrapper_info], queue=False,
+                       **hidden(shared)).then(show_prompt, preview_inputs, [p.prompt, p.prompt_status], queue=False,
+                                              **hidden(shared))
 
     def saved(base, name, text):
         names, selected, status = panels.save_wrapper(base, name, text)
         return gr.Dropdown(choices=names, value=selected), status
 
-    p.save.click(saved, [c["wrapper"], p.save_name, c["template"]], [c["wrapper"], p.save_status], **private())
-    _wire_presets(p)
-    _wire_backend(p)
+    p.save.click(saved, [c["wrapper"], p.save_name, c["template"]], [c["wrapper"], p.save_status], **private(p.save_status))
+    _wire_presets(p, shared)
+    _wire_backend(p, shared)
 
-    def run(request: gr.Request, visible, conv, var, day, *controls):
+    def run(request: gr.Request, visible, conv, var, day, settings):
         if not visible:  # Run all skips hidden panels
             return
-        config = panels.PanelConfig.from_values(named(controls))
         stop = sessions.stop_flag(request.session_hash, f"panel {p.index}")
         cleared = False  # the last run's parse and request go on the first update; later ones leave them alone
+        config = panels.PanelConfig.from_values(settings)
         for raw, parsed, sent, status, record in panels.run_generation(config, conv, var, day, stop, STREAM_UPDATE_SECONDS):
             if record is not None:
                 record = {**record, "panel": p.index + 1}
                 sessions.add_run(request.session_hash, record)
-                yield raw, parsed, sent, status, record, panels.token_heatmap(record.get("tokens")), record.get("response")
+                yield {p.raw: raw, p.parsed: parsed, p.request: sent, p.run_status: status, p.last_run: record,
+                       p.response: record.get("response")}
             elif cleared:
-                yield raw, gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
+                yield {p.raw: raw, p.run_status: status}
             else:
                 cleared = True
-                yield raw, parsed, sent, status, gr.skip(), gr.skip(), gr.skip()
+                yield {p.raw: raw, p.parsed: parsed, p.request: sent, p.run_status: status}
 
-    def refresh_history(request: gr.Request):
-        # a plain event, not the streams: concurrent streams send diffs that must not share an output
-        return turns.history_table(sessions.runs(request.session_hash))
-
-    run_inputs = [p.column_visible, conversation, variables, now, *p.inputs]
-    run_outputs = [p.raw, p.parsed, p.request, p.run_status, p.last_run, p.heatmap, p.response]
-    own = p.generate.click(run, run_inputs, run_outputs, concurrency_limit=None, **private(p.raw))
-    together = run_all.click(run, run_inputs, run_outputs, concurrency_limit=None, **private(p.raw))
-    for event in (own, together):
-        event.then(refresh_history, None, [history_table], queue=False, show_progress="hidden", **private())
+    run_inputs = [p.column_visible, *shared.inputs, p.settings]
+    run_outputs = [p.raw, p.parsed, p.request, p.run_status, p.last_run, p.response]
+    held_run = in_session_slot(shared.slots, run, lambda busy: {p.run_status: busy})
+    own, together = (with_settings(trigger, [p]).then(held_run, run_inputs, run_outputs,
+                                                      **private(p.raw, **backend_queue(shared.slots)))
+                     for trigger in (p.generate.click, shared.run_all.click))
 
     def stopped(request: gr.Request):
         # the generator sees the flag at its next chunk and closes the backend stream itself; cancelling the
@@ -224,89 +361,75 @@ def wire_panel(p: Panel, conversation, variables, now, history_table, run_all, s
         sessions.stop(request.session_hash, f"panel {p.index}")
         return panels.STOPPED
 
-    p.stop_btn.click(stopped, None, [p.run_status], cancels=[own, together], queue=False, **private())
-
-    def alternatives_for(record, event: gr.SelectData):
-        index = event.index if isinstance(event.index, int) else event.index[0]
-        return panels.token_alternatives((record or {}).get("tokens"), index)
-
-    p.heatmap.select(alternatives_for, [p.last_run], [p.alternatives, p.alternatives_caption], **private())
-
-    def tokenized(conv, var, day, *controls):
-        return panels.prompt_tokens(panels.PanelConfig.from_values(named(controls)), conv, var, day)
-
-    p.tokenize.click(tokenized, [conversation, variables, now, *p.inputs], [p.prompt_token_table, p.tokens_summary],
-                     show_progress="minimal", **private())
-
-    def stable(runs, expected, conv, var, day, *controls):
-        config = panels.PanelConfig.from_values(named(controls))
-        try:
-            request = config.request(conv, var, day)
-            for tally in turns.stability(request, runs, expected):
-                yield turns.tally_text(tally, int(runs), expected)
-        except Exception as e:  # noqa: BLE001 — any failure ends the loop with its sentence
-            yield f"❌ {e}"
-
-    p.stability.click(stable, [p.runs, p.expected, conversation, variables, now, *p.inputs], [p.stability_status],
-                      concurrency_limit=None, **private())
+    p.stop_btn.click(stopped, None, [p.run_status], cancels=[own, together], queue=False, **hidden(shared))
     return [own, together]
 
 
-def _wire_presets(p: Panel) -> None:
+def _wire_presets(p: Panel, shared: Shared) -> None:
     c = p.controls
-    preset_outputs = [c[name] for name in PRESET_CONTROLS]
-    c["preset"].change(panels.preset_values, [c["preset"]], preset_outputs, queue=False, **private(p.preset_status))
-    p.preset_restore.click(panels.preset_values, [c["preset"]], preset_outputs, queue=False, **private(p.preset_status))
-    p.neutralize.click(panels.neutral_values, None, [c[name] for name in panels.SLIDER_KEYS], queue=False,
-                       **private(p.preset_status))
+    preset_outputs = [c[name] for name in panels.PRESET_CONTROLS]
+
+    def filled(name):
+        return {c[key]: value for key, value in panels.preset_values(name).items()}
+
+    c["preset"].change(filled, [c["preset"]], preset_outputs, queue=False, **private(p.preset_status))
+    p.preset_restore.click(filled, [c["preset"]], preset_outputs, queue=False, **private(p.preset_status))
+    p.neutralize.click(lambda: {c[key]: value for key, value in panels.neutral_values().items()}, None,
+                       [c[name] for name in panels.SLIDER_KEYS], queue=False, **private(p.preset_status))
 
     def preset_saved(name, *values):
-        *sliders, stop_json, grammar = values
-        names, selected, status = panels.save_preset(name, sliders, stop_json, grammar)
+        names, selected, status = panels.save_preset(name, dict(zip(panels.PRESET_CONTROLS, values, strict=True)))
         return gr.Dropdown(choices=names, value=selected or gr.skip()), status
 
-    p.preset_save.click(preset_saved, [p.preset_name, *preset_outputs], [c["preset"], p.preset_status], **private())
+    p.preset_save.click(preset_saved, [p.preset_name, *preset_outputs], [c["preset"], p.preset_status],
+                        **private(p.preset_status))
 
     def preset_deleted(name):
         names, selected, status = panels.delete_preset(name)
         return gr.Dropdown(choices=names, value=selected), status
 
-    p.preset_delete.click(preset_deleted, [c["preset"]], [c["preset"], p.preset_status], **private())
+    p.preset_delete.click(preset_deleted, [c["preset"]], [c["preset"], p.preset_status], **private(p.preset_status))
 
 
-def _wire_backend(p: Panel) -> None:
-    c = p.controls
+def _wire_backend(p: Panel, shared: Shared) -> None:
+    """The Backend section's events; those that ask the server wait in the backend queue."""
+    c, slots = p.controls, shared.slots
 
     def picked_type(kind, model):
         url, status, names, value = panels.picked_backend(kind, model)
         return gr.Textbox(placeholder=url), status, gr.Dropdown(choices=names, value=value)
 
     c["backend_type"].input(picked_type, [c["backend_type"], c["model"]], [c["url"], p.backend_status, c["model"]],
-                            queue=False, **private())
+                            queue=False, **private(p.backend_status))
 
-    def checked(kind, url, model, key, secs):
+    def checked(_request, kind, url, model, key, secs):
         status, names = panels.check_backend(kind, url, model, key, secs)
         value = model or (names[0] if len(names) == 1 else None)
         return status, gr.Dropdown(choices=names, value=value)
 
-    p.check.click(checked, [c["backend_type"], c["url"], c["model"], c["api_key"], c["timeout"]], [p.backend_status, c["model"]],
-                  show_progress="minimal", **private())
+    asks_server = private(p.backend_status, show_progress="minimal", **backend_queue(slots))
+    p.check.click(in_session_slot(slots, checked, lambda busy: (busy, gr.skip())),
+                  [c["backend_type"], c["url"], c["model"], c["api_key"], c["timeout"]], [p.backend_status, c["model"]],
+                  **asks_server)
 
-    def detected(url):
+    def detected(_request, url):
         kind, status = panels.detect_backend(url)
         return (kind or gr.skip()), status
 
-    p.detect.click(detected, [c["url"]], [c["backend_type"], p.backend_status], show_progress="minimal", **private())
+    p.detect.click(in_session_slot(slots, detected, lambda busy: (gr.skip(), busy)), [c["url"]],
+                   [c["backend_type"], p.backend_status], **asks_server)
 
-    def fetched(*controls):
-        template, status = panels.server_template(panels.PanelConfig.from_values(named(controls)))
+    def fetched(_request, settings):
+        template, status = panels.server_template(panels.PanelConfig.from_values(settings))
         return gr.Code(template, visible=bool(template)), gr.Button(visible=bool(template)), status
 
-    p.fetch_template.click(fetched, p.inputs, [p.server_template, p.use_server_template, p.backend_status],
-                           show_progress="minimal", **private())
+    with_settings(p.fetch_template.click, [p]).then(in_session_slot(slots, fetched, lambda busy: (gr.skip(), gr.skip(), busy)),
+                                                    [p.settings], [p.server_template, p.use_server_template,
+                                                                   p.backend_status], **asks_server)
 
     def adopted(template, kind):
         _, parser, _, status = panels.load_model_template(None, template, f"{kind}-server-template")
         return status + (f" Suggested parser: {parser}" if parser else ""), gr.Dropdown(choices=wrappers.names())
 
-    p.use_server_template.click(adopted, [p.server_template, c["backend_type"]], [p.backend_status, c["wrapper"]], **private())
+    p.use_server_template.click(adopted, [p.server_template, c["backend_type"]], [p.backend_status, c["wrapper"]],
+                                **private(p.backend_status))

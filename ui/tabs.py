@@ -1,8 +1,9 @@
-"""The tabs beside the workbench: Compare prompts, Model template, Scoreboard, History, Export, Session.
+"""The tabs beside the workbench: Compare prompts, Model template, Scoreboard, History, Export (the
+page itself builds Session).
 
-The rarely opened ones are built when first opened (`lazy_tab`): every component on the page costs
-the browser on each streamed message (Gradio looks up the components that show progress in the
-whole tree), so the first screen holds the workbench and little else."""
+Each is built when first opened (`lazy_tab`): every component on the page costs the browser on each
+streamed message (Gradio looks up the components that show progress in the whole tree), so the first
+screen holds the workbench and little else."""
 
 from __future__ import annotations
 
@@ -13,32 +14,22 @@ import gradio as gr
 
 import presets
 import wrappers
-from ui.panel import Panel, named, private
+from ui.panel import Panel, Shared, backend_queue, built_when_opened, in_session_slot, private, with_settings
 from workbench import panels as panel_logic
-from workbench import scoring_tab, turns
-from workbench.sessions import Sessions
+from workbench import turns
 
 
 def panel_numbers(count: int) -> list[str]:
     return [str(n) for n in range(1, count + 1)]
 
 
-def lazy_tab(label: str, tab_id: str, build: Callable[[], None]) -> None:
-    """A tab whose contents `build` makes (components and their events) the first time it is opened.
-    Inputs built there say `interactive=True`: a render may show them before their events are attached."""
+def lazy_tab(label: str, tab_id: str, build: Callable[[], None], shared: Shared) -> None:
+    """A tab whose contents `build` makes (components and their events) the first time it is opened."""
     with gr.Tab(label, id=tab_id) as tab:
-        opened = gr.State(False)
-
-        @gr.render(inputs=[opened], triggers=[opened.change])
-        def contents(is_open):
-            if is_open:
-                build()
-
-    # queued: a State's change event fires only for a queued event's update
-    tab.select(lambda: True, None, [opened], show_progress="hidden", **private())
+        built_when_opened(tab.select, lambda _: build(), shared)
 
 
-def compare_tab(panels: list[Panel]) -> None:
+def compare_tab(panels: list[Panel], shared: Shared) -> None:
     def build():
         with gr.Row():
             diff_a = gr.Dropdown(panel_numbers(len(panels)), value="1", label="Panel A")
@@ -51,12 +42,13 @@ def compare_tab(panels: list[Panel]) -> None:
         def compared(a, b, *texts):
             return panel_logic.prompt_diff(texts[int(a) - 1], texts[int(b) - 1])
 
-        diff_go.click(compared, [diff_a, diff_b, *[p.prompt for p in panels]], [diff_view, diff_summary], **private())
+        diff_go.click(compared, [diff_a, diff_b, *[p.prompt for p in panels]], [diff_view, diff_summary],
+                      **private(diff_summary))
 
-    lazy_tab("Compare prompts", "compare", build)
+    lazy_tab("Compare prompts", "compare", build, shared)
 
 
-def model_template_tab(panels: list[Panel]) -> None:
+def model_template_tab(panels: list[Panel], shared: Shared) -> None:
     def build():
         gr.Markdown("Load a model's own chat template — from a GGUF file (its `tokenizer.chat_template`), a "
                     "`tokenizer_config.json`, a `chat_template.jinja`, a text-generation-webui instruction-template "
@@ -82,16 +74,16 @@ def model_template_tab(panels: list[Panel]) -> None:
 
         template_load.click(loaded_template, [template_file, template_paste, template_name],
                             [template_view, template_parser, template_notes, template_status]
-                            + [p.controls["wrapper"] for p in panels], show_progress="minimal", **private())
+                            + [p.controls["wrapper"] for p in panels], show_progress="minimal", **private(template_status))
 
-    lazy_tab("Model template", "model-template", build)
+    lazy_tab("Model template", "model-template", build, shared)
 
 
-def styled_matrix(rows: list[list]):
+def styled_matrix(rows: list[list], headers: list[str]):
     """The matrix with its percentage columns colour-scaled from red (0 %) to green (100 %)."""
-    import pandas as pd  # only when a scoreboard is shown
+    import pandas as pd  # only when a scoreboard is shown (it costs start-up time)
 
-    frame = pd.DataFrame(rows, columns=scoring_tab.MATRIX_HEADERS)
+    frame = pd.DataFrame(rows, columns=headers)
 
     def shade(value):
         if not isinstance(value, (int, float)) or pd.isna(value):
@@ -99,11 +91,14 @@ def styled_matrix(rows: list[list]):
         hue = int(120 * value / 100)
         return f"background-color: hsla({hue}, 70%, 50%, 0.35)"
 
-    return frame.style.map(shade, subset=[h for h in scoring_tab.MATRIX_HEADERS if h.endswith(" %")])
+    return frame.style.map(shade, subset=[h for h in headers if h.endswith(" %")])
 
 
-def scoreboard_tab(first: Panel, sessions: Sessions) -> None:
+def scoreboard_tab(first: Panel, shared: Shared) -> None:
     def build():
+        # imported when the tab opens, not at start-up: the scoreboard brings jsonschema and its suites
+        from workbench import scoring_tab
+
         gr.Markdown("Which wrapper, preset and grammar work with your model? Runs every case of a suite with "
                     "panel 1's backend, for each wrapper × preset (× grammar off/on), and counts how many answers "
                     "parsed, were schema-valid and called what the case expects.")
@@ -143,24 +138,26 @@ def scoreboard_tab(first: Panel, sessions: Sessions) -> None:
         board = gr.State(None)
 
         def scored(request: gr.Request, suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, cases,
-                   bfcl_dir, *controls):
-            flag = sessions.stop_flag(request.session_hash, "scoreboard")
-            config = panel_logic.PanelConfig.from_values(named(controls))
+                   bfcl_dir, settings):
+            flag = shared.sessions.stop_flag(request.session_hash, "scoreboard")
+            config = panel_logic.PanelConfig.from_values(settings)
             for text, rows, result, paths in scoring_tab.run(config, suite, names, preset_names, grammar, repeat,
                                                              concurrency, tokens, flag, pool, cases, bfcl_dir):
                 if result is None:
                     yield text, gr.skip(), gr.skip(), gr.skip()
                 else:
-                    yield text, styled_matrix(rows), result, paths
+                    yield text, styled_matrix(rows, scoring_tab.MATRIX_HEADERS), result, paths
 
-        go.click(scored, [suite, names, preset_names, grammar, repeat, concurrency, tokens, pool, cases, bfcl_dir, *first.inputs],
-                 [status, matrix, board, files], concurrency_limit=None, **private())
+        with_settings(go.click, [first]).then(in_session_slot(shared.slots, scored, lambda busy: {status: busy}),
+                                              [suite, names, preset_names, grammar, repeat, concurrency, tokens, pool,
+                                               cases, bfcl_dir, first.settings], [status, matrix, board, files],
+                                              **private(status, **backend_queue(shared.slots)))
 
         def stopped_scoring(request: gr.Request):
-            sessions.stop(request.session_hash, "scoreboard")
+            shared.sessions.stop(request.session_hash, "scoreboard")
             return "⏹ Stopping after the runs in flight; the finished ones are kept…"
 
-        stop.click(stopped_scoring, None, [status], queue=False, **private())
+        stop.click(stopped_scoring, None, [status], queue=False, **private(status))
 
         def opened_cell(result, event: gr.SelectData):
             runs, text = scoring_tab.cell_runs(result, event.index[0])
@@ -169,37 +166,47 @@ def scoreboard_tab(first: Panel, sessions: Sessions) -> None:
                     one.get("request", gr.skip()))
 
         matrix.select(opened_cell, [board], [caption, cell_runs, first.prompt, first.raw, first.parsed, first.request],
-                      **private())
+                      **private(caption))
 
-    lazy_tab("Scoreboard", "scoreboard", build)
+    lazy_tab("Scoreboard", "scoreboard", build, shared)
 
 
-def history_tab(panels: list[Panel], sessions: Sessions) -> gr.Dataframe:
-    """The History tab; returns its table (each finished run refreshes it)."""
-    with gr.Tab("History", id="history"):
-        history_table = gr.Dataframe(turns.history_table([]), interactive=False, elem_id="history-table")
+def history_tab(panels: list[Panel], shared: Shared) -> None:
+    """The History tab: this session's runs, as of its opening and then after every run that finishes."""
+    sessions = shared.sessions
+
+    def history(request: gr.Request):
+        return turns.history_table(sessions.runs(request.session_hash))
+
+    def build(table_now):
+        table = gr.Dataframe(table_now, interactive=False, elem_id="history-table")
         with gr.Row():
-            reopen_index = gr.Number(1, label="Run #", precision=0, minimum=1)
-            reopen_into = gr.Dropdown(panel_numbers(len(panels)), value="1", label="Open in panel")
+            reopen_index = gr.Number(1, label="Run #", precision=0, minimum=1, interactive=True)
+            reopen_into = gr.Dropdown(panel_numbers(len(panels)), value="1", label="Open in panel", interactive=True)
             reopen = gr.Button("Reopen run", elem_id="reopen")
         reopen_status = gr.Markdown("")
+        # a plain event, not the streams: concurrent streams send diffs that must not share an output
+        gr.on([p.last_run.change for p in panels], history, None, [table], queue=False, **private(reopen_status,
+                                                                                                 show_progress="hidden"))
 
-    def reopened(index, into, request: gr.Request):
-        past = sessions.runs(request.session_hash)
-        i = int(index or 0) - 1
-        if not 0 <= i < len(past):
-            return {reopen_status: f"❌ There is no run #{index} in this session's history."}
-        run, target = past[i], panels[int(into) - 1]
-        return {target.prompt: run["prompt"], target.raw: run["raw"], target.parsed: run["parsed"],
-                target.request: run["request"], reopen_status: f"✅ Run #{index} reopened in panel {into}."}
+        def reopened(index, into, request: gr.Request):
+            past = sessions.runs(request.session_hash)
+            i = int(index or 0) - 1
+            if not 0 <= i < len(past):
+                return {reopen_status: f"❌ There is no run #{index} in this session's history."}
+            run, target = past[i], panels[int(into) - 1]
+            return {target.prompt: run["prompt"], target.raw: run["raw"], target.parsed: run["parsed"],
+                    target.request: run["request"], reopen_status: f"✅ Run #{index} reopened in panel {into}."}
 
-    reopen.click(reopened, [reopen_index, reopen_into],
-                 [c for p in panels for c in (p.prompt, p.raw, p.parsed, p.request)] + [reopen_status],
-                 **private(reopen_status))
-    return history_table
+        reopen.click(reopened, [reopen_index, reopen_into],
+                     [c for p in panels for c in (p.prompt, p.raw, p.parsed, p.request)] + [reopen_status],
+                     **private(reopen_status))
+
+    with gr.Tab("History", id="history") as tab:
+        built_when_opened(tab.select, build, shared, on_open=history)
 
 
-def export_tab(panels: list[Panel]) -> None:
+def export_tab(panels: list[Panel], shared: Shared) -> None:
     def build():
         with gr.Row():
             export_from = gr.Dropdown(panel_numbers(len(panels)), value="1", label="Panel")
@@ -210,17 +217,16 @@ def export_tab(panels: list[Panel]) -> None:
         export_yaml = gr.Code(label="The wrapper with your edits, as a YAML file to drop into another user's folder",
                               language="yaml", elem_id="export-yaml")
 
-        def exported(which, *rest):
-            count = len(panels)
-            runs, names, templates = rest[:count], rest[count:2 * count], rest[2 * count:]
-            i = int(which) - 1
-            return panel_logic.export_panel(runs[i], names[i], templates[i])
+        def exported(values: dict):  # inputs given as a set: values by component
+            chosen = panels[int(values[export_from]) - 1]
+            return panel_logic.export_panel(values[chosen.last_run], values[chosen.controls["wrapper"]],
+                                            values[chosen.controls["template"]])
 
-        export_go.click(exported, [export_from, *[p.last_run for p in panels], *[p.controls["wrapper"] for p in panels],
-                                   *[p.controls["template"] for p in panels]],
-                        [export_curl, export_python, export_yaml, export_status], **private())
+        export_go.click(exported, {export_from, *(c for p in panels for c in (p.last_run, p.controls["wrapper"],
+                                                                             p.controls["template"]))},
+                        [export_curl, export_python, export_yaml, export_status], **private(export_status))
 
-    lazy_tab("Export", "export", build)
+    lazy_tab("Export", "export", build, shared)
 
 
 def session_file_path(state: dict) -> str:

@@ -15,15 +15,17 @@ from typing import Iterator
 import backends
 import presets
 import wrappers
-from backends import BackendError, Settings, embedded
+from backends import BackendError, Settings, embedded, export
 import flow
 from flow.startup import DEFAULT_WRAPPER
 from core.conversation import Conversation, ConversationError
+from core.text import replace_surrogates, surrogates_note
 from presets import PresetError
 from wrappers import WrapperError, diff, lint, model_template
 from wrappers.render import TemplateError
 
 SLIDER_KEYS = [k for k in presets.KEYS if k not in ("stop", "grammar", "json_schema")]  # numeric controls
+PRESET_CONTROLS = [*SLIDER_KEYS, "stop_json", "grammar"]  # the controls a preset fills
 
 # One panel's controls by name: the page builds one component per name, its handlers receive
 # {name: value}, a saved session keeps them under these names, and a session saved before a control
@@ -73,21 +75,21 @@ def preview(wrapper: str, template: str, conversation_json: str, variables_json:
     """(prompt, status): the rendered prompt, or the error in its place and a status naming the line."""
     try:
         conversation = conversation_from_inputs(conversation_json, variables_json, now)
-        prompt = wrappers.get(wrapper).render(conversation, template)
+        chosen = wrappers.get(wrapper)
+        prompt = chosen.render(conversation, template)
     except TemplateError as e:
         where = f" at line {e.line}" if e.line else ""
         return f"Template error{where}: {e.message}", f"❌ Template error{where}: {e.message}"
     except (ConversationError, WrapperError) as e:
         return f"Cannot render: {e}", f"❌ {e}"
-    return prompt, f"✅ {len(prompt):,} characters, {prompt.count(chr(10)) + 1:,} lines" + lint_text(wrapper, conversation, template)
+    findings = lint_lines(lint.lint(chosen, conversation, template, prompt))
+    shown, replaced = replace_surrogates(prompt)
+    note = f"\n- ⚠ {surrogates_note(replaced)}" if replaced else ""
+    return shown, f"✅ {len(prompt):,} characters, {prompt.count(chr(10)) + 1:,} lines{findings}{note}"
 
 
-def lint_text(wrapper: str, conversation: Conversation, template: str | None) -> str:
+def lint_lines(findings: list[str]) -> str:
     """The template lint's findings as Markdown lines under the prompt ('' when clean)."""
-    try:
-        findings = lint.lint(wrappers.get(wrapper), conversation, template)
-    except (TemplateError, WrapperError):
-        return ""
     return "".join(f"\n- {'⚠' if f.startswith('warning') else 'ℹ'} {f}" for f in findings)
 
 
@@ -105,23 +107,25 @@ def save_wrapper(base: str, name: str, template: str) -> tuple[list[str], str, s
     return wrappers.names(), saved.name, f"✅ Saved as **{saved.name}** in your wrapper folder."
 
 
-def preset_values(name: str) -> list:
-    """What a preset puts in the controls, in SLIDER_KEYS order, then the stop list JSON and the grammar."""
+def preset_values(name: str) -> dict:
+    """What a preset puts in the controls: {name: value} for each of PRESET_CONTROLS."""
     delta = presets.load(name)
     values = {**presets.NEUTRAL, **delta}
     stop = delta.get("stop")
-    return [values[k] for k in SLIDER_KEYS] + [json.dumps(stop) if stop is not None else "", values["grammar"]]
+    return {**{k: values[k] for k in SLIDER_KEYS}, "stop_json": json.dumps(stop) if stop is not None else "",
+            "grammar": values["grammar"]}
 
 
-def neutral_values() -> list:
-    """The controls with every sampler switched off (the stop list and grammar are kept)."""
-    return [presets.NEUTRAL[k] for k in SLIDER_KEYS]
+def neutral_values() -> dict:
+    """The numeric controls by name with every sampler switched off (the stop list and grammar are kept)."""
+    return {k: presets.NEUTRAL[k] for k in SLIDER_KEYS}
 
 
-def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list[str], grammar: str = "",
+def params_from_controls(samplers: dict, stop_json: str, wrapper_stop: list[str], grammar: str = "",
                          json_schema: str = "") -> dict:
-    """Explicit parameters from the page's controls; an empty stop box means the wrapper's stop list."""
-    params = {k: presets.check_value(k, v) for k, v in zip(SLIDER_KEYS, slider_values, strict=True)}
+    """Explicit parameters from the page's controls (`samplers`: the numeric ones by name); an empty stop box
+    means the wrapper's stop list."""
+    params = {k: presets.check_value(k, samplers[k]) for k in SLIDER_KEYS}
     if stop_json and stop_json.strip():
         try:
             params["stop"] = presets.check_value("stop", json.loads(stop_json))
@@ -138,13 +142,14 @@ def params_from_controls(slider_values: list, stop_json: str, wrapper_stop: list
     return params
 
 
-def save_preset(name: str, slider_values: list, stop_json: str, grammar: str) -> tuple[list[str], str, str]:
-    """(preset names, selected, status) after saving the controls as a user preset."""
+def save_preset(name: str, controls: dict) -> tuple[list[str], str, str]:
+    """(preset names, selected, status) after saving the controls (PRESET_CONTROLS by name) as a user preset."""
     try:
-        values = {k: presets.check_value(k, v) for k, v in zip(SLIDER_KEYS, slider_values, strict=True)}
-        if stop_json and stop_json.strip():
+        values = {k: presets.check_value(k, controls[k]) for k in SLIDER_KEYS}
+        stop_json = controls.get("stop_json") or ""
+        if stop_json.strip():
             values["stop"] = presets.check_value("stop", json.loads(stop_json))
-        values["grammar"] = grammar or ""
+        values["grammar"] = controls.get("grammar") or ""
         saved = presets.save(name, values)
     except (PresetError, json.JSONDecodeError) as e:
         return presets.names(), "", f"❌ {e}"
@@ -219,7 +224,7 @@ def picked_backend(backend_type: str, model: str) -> tuple[str, str, list[str], 
 
 @dataclass
 class PanelConfig:
-    """One panel's settings (the controls by name; `values` holds the numeric ones in SLIDER_KEYS order)."""
+    """One panel's settings (the controls by name; `samplers` holds the numeric ones, SLIDER_KEYS, by name)."""
 
     backend_type: str
     url: str
@@ -230,7 +235,7 @@ class PanelConfig:
     wrapper: str
     template: str
     preset: str
-    values: list  # SLIDER_KEYS order
+    samplers: dict  # SLIDER_KEYS: value
     stop_json: str
     grammar: str
     probabilities: int = 0  # alternatives per output token to ask for (0 = none)
@@ -240,8 +245,8 @@ class PanelConfig:
     def from_values(cls, values: dict) -> "PanelConfig":
         """From the page's {control name: value}; names not given take their defaults."""
         given = {**CONTROL_DEFAULTS, **values}
-        return cls(**{f.name: given[f.name] for f in fields(cls) if f.name != "values"},
-                   values=[given[k] for k in SLIDER_KEYS])
+        return cls(**{f.name: given[f.name] for f in fields(cls) if f.name != "samplers"},
+                   samplers={k: given[k] for k in SLIDER_KEYS})
 
     def request(self, conversation_json: str, variables_json: str = "", now: str = "") -> flow.GenerateRequest:
         conversation = conversation_from_inputs(conversation_json, variables_json, now)
@@ -249,7 +254,7 @@ class PanelConfig:
         return flow.GenerateRequest(
             backend_type=self.backend_type, wrapper=self.wrapper, conversation=conversation, preset=self.preset or None,
             settings=backend_settings(self.url, self.model, self.api_key, self.timeout, self.extra_json, self.probabilities),
-            params=params_from_controls(self.values, self.stop_json, wrapper.stop, self.grammar, self.json_schema),
+            params=params_from_controls(self.samplers, self.stop_json, wrapper.stop, self.grammar, self.json_schema),
             template=self.template)
 
 
@@ -263,7 +268,17 @@ def run_generation(config: PanelConfig, conversation_json: str, variables_json: 
     Errors end the stream with a status sentence; the page stays usable and what arrived is kept.
     Setting `stop` aborts the request (the backend stream is closed) and ends with a Stopped status.
     `update_every` (seconds) coalesces the streamed updates: the first chunk and the end always go out
-    at once, the chunks between at most that often (a browser pays for every update it is sent)."""
+    at once, the chunks between at most that often (a browser pays for every update it is sent).
+    Lone surrogates (which no page can be sent) come out as U+FFFD, with a note in the status."""
+    for raw, parsed, request, status, record in _generation(config, conversation_json, variables_json, now, stop,
+                                                            update_every):
+        (raw, parsed, request), replaced = replace_surrogates((raw, parsed, request))
+        record, _ = replace_surrogates(record)  # it holds the same texts again
+        yield raw, parsed, request, status + (f" ⚠ {surrogates_note(replaced)}." if replaced else ""), record
+
+
+def _generation(config: PanelConfig, conversation_json: str, variables_json: str, now: str, stop: threading.Event | None,
+                update_every: float) -> Iterator[tuple[str, dict | None, dict | None, str, dict | None]]:
     raw = ""
     try:
         request = config.request(conversation_json, variables_json, now)
@@ -320,8 +335,6 @@ def restore_panels(state: dict) -> list[dict]:
 
 def export_panel(record: dict | None, wrapper_name: str, template: str) -> tuple[str, str, str, str]:
     """(curl, Python, wrapper YAML, status) for a panel's last run and its current wrapper edits."""
-    from backends import export
-
     try:
         wrapper = wrappers.get(wrapper_name)
     except WrapperError as e:

@@ -11,6 +11,7 @@ from typing import Iterator
 import wrappers
 import flow
 from core.conversation import Conversation, ConversationError
+from core.text import replace_surrogates
 
 MEMGPT_PARSER = "memgpt_inner_monologue"
 SESSION_VERSION = 1
@@ -33,7 +34,8 @@ def _load(conversation_json: str) -> dict:
 
 
 def _dump(data: dict) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    """The conversation as the page shows it; lone surrogates (unsendable) as U+FFFD, as in the prompt's view."""
+    return json.dumps(replace_surrogates(data)[0], indent=2, ensure_ascii=False)
 
 
 def accept_call(conversation_json: str, parsed: dict | None, wrapper_name: str, raw: str = "") -> str:
@@ -157,7 +159,8 @@ def _user_text(content: str) -> tuple[str, str | None]:
 
 
 def chat_view(conversation_json: str, wrapper_name: str) -> list[dict]:
-    """The conversation as chat messages (Gradio's messages format), calls as collapsible blocks.
+    """The conversation as chat messages (Gradio's messages format), calls as collapsible blocks; lone
+    surrogates as U+FFFD.
 
     MemGPT wrappers read like MemGPT's console: 💭 inner thoughts, 🤖 what send_message says,
     ⚡🧠 other calls with what they change."""
@@ -197,7 +200,7 @@ def chat_view(conversation_json: str, wrapper_name: str) -> list[dict]:
         elif role in ("function", "tool"):
             view.append({"role": "assistant", "content": str(content),
                          "metadata": {"title": f"↩ result of {m.get('name') or m.get('tool_call_id') or 'call'}", "status": "done"}})
-    return view
+    return replace_surrogates(view)[0]  # unsendable as they are; the prompt's status has the note
 
 
 def stability(request: flow.GenerateRequest, runs: int, expected_function: str = "") -> Iterator[dict]:
@@ -247,6 +250,7 @@ def tally_text(t: dict, total: int, expected: str) -> str:
 
 def session_file(state: dict) -> str:
     """The whole workbench as one JSON document."""
+    state, _ = replace_surrogates(state)  # a file must be writable as UTF-8
     return json.dumps({"prompt_format_playground_session": SESSION_VERSION, **state}, indent=2, ensure_ascii=False)
 
 

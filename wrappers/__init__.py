@@ -24,13 +24,15 @@ from .render import TemplateError, render  # noqa: F401  (TemplateError is part 
 from .wrapper import Wrapper, WrapperError  # noqa: F401  (both are this package's surface)
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
+# libyaml's safe loader when PyYAML has it: the same documents ~20x faster (the page lists every wrapper at start-up)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FIELDS = {"name", "description", "models", "template", "parser", "parser_options", "stop", "variables",
            "assistant_prefix", "assistant_prefix_first_message"}
 
 
 def _load_file(path: Path, builtin: bool) -> Wrapper:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

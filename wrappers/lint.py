@@ -279,12 +279,14 @@ def lint_prompt(prompt: str, template: str = "", stop: list[str] | tuple = (), b
     return findings
 
 
-def lint_findings(wrapper, conversation: Conversation, template: str | None = None) -> list[Finding]:
-    """All findings for `wrapper` rendering `conversation` (`template`: an edited template instead)."""
-    try:
-        prompt = wrapper.render(conversation, template)
-    except TemplateError as e:
-        return [Finding("warning", "render_error", f"the template does not render: {e}")]
+def lint_findings(wrapper, conversation: Conversation, template: str | None = None, prompt: str | None = None) -> list[Finding]:
+    """All findings for `wrapper` rendering `conversation` (`template`: an edited template instead; `prompt`:
+    what they render to, when the caller has rendered it already)."""
+    if prompt is None:
+        try:
+            prompt = wrapper.render(conversation, template)
+        except TemplateError as e:
+            return [Finding("warning", "render_error", f"the template does not render: {e}")]
     variables = {**(wrapper.variables or {}), **conversation.template_variables}
     source = template if template is not None else wrapper.template
     jinja = getattr(wrapper, "kind", "jinja") == "jinja"
@@ -302,6 +304,6 @@ def round_trip_finding(result: round_trip.RoundTrip) -> Finding:
     return Finding("warning" if wrong else "note", "round_trip", f"round trip ({result.scenario}): {result.message}")
 
 
-def lint(wrapper, conversation: Conversation, template: str | None = None) -> list[str]:
+def lint(wrapper, conversation: Conversation, template: str | None = None, prompt: str | None = None) -> list[str]:
     """Warnings and notes as display strings: "warning: ..." / "note: ..."."""
-    return [str(f) for f in lint_findings(wrapper, conversation, template)]
+    return [str(f) for f in lint_findings(wrapper, conversation, template, prompt)]
