@@ -8,11 +8,9 @@ import json
 import subprocess
 import sys
 
-import gradio as gr
 import orjson
 import pytest
 
-import api
 import backends
 import flow
 from backends import BackendError, Settings
@@ -184,8 +182,11 @@ def test_the_cli_prints_the_text_of_a_cut_stream():
     assert json.loads(done.stdout)["raw"] == "Hello,"
 
 
-def test_the_api_shows_the_text_of_a_cut_stream():
+def test_the_api_shows_the_text_of_a_cut_stream(app_url):
+    from gradio_client import Client
+
     with fake_server("llamacpp", fail="drop") as fake:
-        with pytest.raises(gr.Error) as caught:
-            api.generate("llamacpp", "chatml", EXAMPLE_PATH.read_text(), backend_url=fake.url)
+        with pytest.raises(Exception) as caught:  # the client raises AppError with the server's sentence
+            Client(app_url, verbose=False).predict("llamacpp", "chatml", EXAMPLE_PATH.read_text(), fake.url,
+                                                   "deterministic", "{}", "", 10, api_name="/generate")
     assert "broke off mid-response" in str(caught.value) and "Text received before the failure: 'Hello,'" in str(caught.value)
