@@ -13,7 +13,6 @@ import flow
 import presets
 import scoreboard
 import wrappers
-from backends import Settings
 from core.conversation import Conversation, ConversationError
 from core.errors import UserError
 from flow.startup import StartupConfig
@@ -200,7 +199,7 @@ def prepare(body, config: StartupConfig) -> Prepared:
     if wanted is not None and not isinstance(wanted, bool):
         raise bad_request(f"'{GRAMMAR_FIELD}' must be true or false", GRAMMAR_FIELD)
     request = flow.GenerateRequest(backend_type=config.backend_type, wrapper=name, conversation=conversation,
-                                   settings=Settings(url=config.backend_url, model=config.backend_model),
+                                   settings=config.backend_settings(),
                                    preset=config.preset or None, params=sampling_of(body, wrapper, config.preset or None))
     prepared = Prepared(request, mode, bool(body.get("stream")), policy_of(body, mode, choice, offered))
     _constrain(prepared, wrapper, conversation, choice, wanted)
