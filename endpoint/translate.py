@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import backends
 import flow
 import presets
-import scoreboard
 import wrappers
 from core.conversation import Conversation, ConversationError
 from core.errors import UserError
@@ -170,6 +169,9 @@ def _constrain(prepared: Prepared, wrapper: wrappers.Wrapper, conversation: Conv
     if not backend.capabilities()["grammar"]:
         prepared.notes.append(f"no grammar sent: {backend.type} backends do not take one")
         return
+    # imported for this request only: the scoreboard brings jsonschema and its suites, which serving does not need
+    import scoreboard
+
     functions = conversation.functions if choice in ("auto", "required") else [f for f in conversation.functions if f["name"] == choice]
     target = Conversation(conversation.messages, functions, conversation.template_variables, conversation.now)
     try:
