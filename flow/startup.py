@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import presets
+from backends import Settings
 from backends.embedded import DEFAULT_MAX_MODELS
 from core.errors import UserError
 from flow.admission import DEFAULT_OVERALL, DEFAULT_PER_SESSION
@@ -42,6 +43,14 @@ class StartupConfig:
     max_generations: int = DEFAULT_OVERALL  # requests to backends the page and the API run at once (flow.admission)
     max_generations_per_session: int = DEFAULT_PER_SESSION  # ... of them one page or API client may run at once
     notes: list[str] = field(default_factory=list)  # what the user should know at start (stderr, and the page's title)
+    backend_api_key: str = ""  # the start-up backend's own key (/v1 sends it; never shown in the page)
+    backend_timeout: float = 120.0  # seconds a generation on the start-up backend may take (the panels' default too)
+    legacy_stream_port: int = 5005  # webui-legacy's streaming websocket
+
+    def backend_settings(self) -> Settings:
+        """How /v1 reaches the start-up backend."""
+        return Settings(url=self.backend_url, model=self.backend_model, api_key=self.backend_api_key,
+                        timeout=self.backend_timeout, legacy_stream_port=self.legacy_stream_port)
 
 
 class StartupError(UserError):
@@ -50,9 +59,10 @@ class StartupError(UserError):
 
 def from_environment(environ=os.environ) -> StartupConfig:
     """`OPENAI_API_BASE` and `BACKEND_TYPE` preset the backend, as they did in MemGPT; `PFP_MAX_MODELS`
-    the number of embedded models kept loaded; `PFP_API_KEY` the endpoint's key (kept off the command
-    line, where other users of the machine could read it)."""
-    config = StartupConfig(api_key=environ.get("PFP_API_KEY", "").strip())
+    the number of embedded models kept loaded; `PFP_API_KEY` the endpoint's key and `PFP_BACKEND_API_KEY`
+    the start-up backend's (kept off the command line, where other users of the machine could read them)."""
+    config = StartupConfig(api_key=environ.get("PFP_API_KEY", "").strip(),
+                           backend_api_key=environ.get("PFP_BACKEND_API_KEY", "").strip())
     max_models = environ.get("PFP_MAX_MODELS", "").strip()
     if max_models:
         if not max_models.isdigit() or int(max_models) < 1:

@@ -19,6 +19,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).with_name("fixtures")
 CHROMIUM = "/usr/bin/chromium"
+# the browser tests' screenshots: the README's own (docs/) only when asked, so a test run leaves the checkout as it was
+SCREENSHOTS = ROOT / "docs" if os.environ.get("PFP_UPDATE_SCREENSHOTS") else ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import SCREENSHOTS
 
-SCREENSHOT = ROOT / "docs" / "screenshot.png"
+SCREENSHOT = SCREENSHOTS / "screenshot.png"
 
 
 @pytest.fixture
@@ -258,9 +258,36 @@ def test_token_view_shows_probabilities_and_alternatives(page):
     heat.scroll_into_view_if_needed()
     scroll = page.evaluate("() => window.scrollY")  # bounding boxes are viewport-relative, full-page clips are not
     top, bottom = heat.bounding_box(), page.locator("#prompt-tokens-1").bounding_box()
-    page.screenshot(path=str(ROOT / "docs" / "tokens.png"), full_page=True,
+    page.screenshot(path=str(SCREENSHOTS / "tokens.png"), full_page=True,
                     clip={"x": top["x"], "y": top["y"] + scroll, "width": top["width"],
                           "height": bottom["y"] + min(bottom["height"], 240) - top["y"]})
+
+
+def test_cross_checks_server_render_why_no_call_stream_again_and_failing_case(page):
+    """Panel 1 (embedded SmolLM2, MemGPT's chatml): the server's own render differs; the call was forced by the
+    prompt; the output streams again to the same answer or says where not; the run exports as a failing case."""
+    open_section(page, 1, "Backend")
+    probabilities = shown(page, "#probabilities-1 input")
+    probabilities.fill("3")
+    probabilities.press("Enter")
+    set_max_tokens(page, 1, 24)
+    page.click("#generate-1")
+    wait_text(page, "#run-status-1", "Done")
+    open_section(page, 1, "Tokens")
+    wait_text(page, "#call-start-1", "The prompt ends inside the call", timeout=30000)
+    open_section(page, 1, "Cross-checks")
+    shown(page, "#server-render-1").click()
+    wait_text(page, "#server-render-status-1", "The server renders it differently: first difference at line", timeout=60000)
+    # SmolLM2's template ends with the generation prompt; MemGPT's chatml goes on into the forced call
+    assert value(page, "#server-prompt-1 textarea").endswith("<|im_start|>assistant\n")
+    assert page.locator("#server-render-diff-1").inner_text().strip()
+    page.click("#replay-1")
+    wait_text(page, "#replay-status-1", "(The same answer|does not always give)", timeout=30000)
+    assert "chunk size" in page.locator("#replay-status-1").inner_text()
+    page.fill("#expected-1 textarea", '[{"name": "send_message", "arguments": {"message": "Hi"}}]')
+    page.click("#failing-case-1")
+    wait_text(page, "#failing-case-status-1", "Exported", timeout=30000)
+    assert '"format": "memgpt_inner_monologue"' in page.locator("#failing-case-json-1").inner_text()
 
 
 def test_scoreboard_runs_stops_and_opens_a_cell_in_the_workbench(page):

@@ -1,6 +1,6 @@
 """The Traffic tab in headless Chromium: requests an agent sends with the `openai` SDK to the app (backend: llama.cpp's
 `llama-server` with SmolLM2) show up as they happen, and one reopens in panel 1 with its conversation, wrapper and
-sampling values. Leaves docs/traffic.png, the README's screenshot."""
+sampling values. Takes the README's screenshot docs/traffic.png (with PFP_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import openai
 import pytest
 
 from flow.startup import StartupConfig
-from tests.conftest import ROOT, free_port
+from tests.conftest import SCREENSHOTS, free_port
 from tests.test_browser import open_section, value, wait_text
 
-SCREENSHOT = ROOT / "docs" / "traffic.png"
+SCREENSHOT = SCREENSHOTS / "traffic.png"
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "The weather now in a city.", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 ASK = [{"role": "system", "content": "You answer about the weather."}, {"role": "user", "content": "Is it raining in Lyon?"}]

@@ -431,3 +431,26 @@ def test_a_time_out_is_told_by_the_error_before_its_wording():
         assert from_user_error(chained).status == 504, "told by the httpx time-out it was raised from"
     assert from_user_error(BackendError("the first token did not come within the time limit (60 s)")).status == 504
     assert from_user_error(BackendError("the server answered HTTP 500: out of memory")).status == 502
+
+
+def test_the_start_up_backends_own_key_reaches_it_and_nowhere_else(app):
+    url, fake, config = app
+    fake.opts["pieces"] = ["ok"]
+    config.backend_api_key = "backend-s3cret"
+    try:
+        client(url).chat.completions.create(model="qwen2.5", messages=ASK)
+        sent = fake.requests[-1]
+    finally:
+        config.backend_api_key = ""
+    assert sent["path"] == "/v1/completions" and sent["headers"]["Authorization"] == "Bearer backend-s3cret"
+    assert "backend-s3cret" not in json.dumps(traffic.ring().entries(), default=str)
+
+
+def test_the_start_up_backend_flags_become_the_config():
+    import cli
+
+    args = cli._parser(StartupConfig()).parse_args(["--backend-type", "webui-legacy", "--backend-url", "http://h:5000",
+                                                    "--backend-api-key", "k", "--backend-timeout", "30",
+                                                    "--legacy-stream-port", "5015"])
+    settings = cli.startup_config(args).backend_settings()
+    assert (settings.url, settings.api_key, settings.timeout, settings.legacy_stream_port) == ("http://h:5000", "k", 30.0, 5015)

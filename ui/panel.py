@@ -24,7 +24,8 @@ import presets
 import wrappers
 from flow.admission import QUEUE, BackendSlots, Busy
 from flow.startup import StartupConfig
-from workbench import panels, turns
+from flow import call_start
+from workbench import cross_checks, panels, turns
 from workbench.sessions import Sessions
 
 SLIDERS = {  # control name: (label, minimum, maximum, step, info)
@@ -174,7 +175,15 @@ def build_panel(p: Panel, startup: StartupConfig, wrapper_name: str, shared: Sha
                                           "start-up --model or a .gguf file of the models folder.")
             with gr.Row():
                 c["api_key"] = gr.Textbox("", type="password", label="API key", info="Sent as a bearer token; never shown or saved.")
-                c["timeout"] = gr.Number(120, label="Timeout (s)", minimum=1, maximum=3600, info="How long to wait for the server's next byte.")
+                c["timeout"] = gr.Number(startup.backend_timeout, label="Timeout (s)", minimum=1, maximum=3600,
+                                         info="The most the whole generation (or any request) may take, wall clock.")
+            with gr.Row():
+                c["first_token_timeout"] = gr.Number(0, label="First token within (s)", minimum=0, maximum=3600,
+                                                     info="0: only the timeout above.")
+                c["token_timeout"] = gr.Number(0, label="Between tokens (s)", minimum=0, maximum=3600,
+                                               info="Longest gap between two tokens; 0: only the timeout.")
+                c["legacy_stream_port"] = gr.Number(startup.legacy_stream_port, label="Streaming port", minimum=1, maximum=65535, precision=0,
+                                                    info="webui-legacy only: its streaming websocket.")
             c["probabilities"] = gr.Number(0, label="Token probabilities", minimum=0, maximum=20, precision=0, elem_id=f"probabilities-{n}",
                                            info="Alternatives to ask for per output token (0 = off); shown under Tokens.")
             with gr.Row():
@@ -237,6 +246,8 @@ def build_panel(p: Panel, startup: StartupConfig, wrapper_name: str, shared: Sha
             built_when_opened(tokens.expand, lambda _, record: _tokens_view(p, shared, record), shared, inputs=[p.last_run])
         with gr.Accordion("Same seed, N runs", open=False) as same_seed:
             built_when_opened(same_seed.expand, lambda _: _stability_view(p, shared), shared)
+        with gr.Accordion("Cross-checks", open=False) as checks:
+            built_when_opened(checks.expand, lambda _: _cross_checks_view(p, shared), shared)
     assert set(c) == set(panels.CONTROL_NAMES), "every control of the schema has one component"
 
 
@@ -248,10 +259,15 @@ def _tokens_view(p: Panel, shared: Shared, record: dict | None) -> None:
                                  show_legend=False, combine_adjacent=False, elem_id=f"heatmap-{n}")
     caption = gr.Markdown(caption_now)
     alternatives = gr.Dataframe(headers=["token", "logprob", "p", "chosen"], interactive=False, elem_id=f"alternatives-{n}")
+    why_now, chances_now = cross_checks.call_start_view(record)
+    why = gr.Markdown(why_now, elem_id=f"call-start-{n}")
+    chances = gr.Dataframe(chances_now, headers=call_start.ROW_HEADERS, interactive=False, max_height=220,
+                           label="Where a call could have started (likeliest first)", elem_id=f"call-chances-{n}")
     tokenize = gr.Button("Tokenize the prompt", size="sm", elem_id=f"tokenize-{n}")
     summary = gr.Markdown("", elem_id=f"tokens-summary-{n}")
     table = gr.Dataframe(headers=["#", "id", "piece"], interactive=False, max_height=300, elem_id=f"prompt-tokens-{n}")
-    p.last_run.change(_token_view, [p.last_run], [heatmap, caption], **private(caption))
+    p.last_run.change(lambda run: (*_token_view(run), *cross_checks.call_start_view(run)), [p.last_run],
+                      [heatmap, caption, why, chances], **private(caption))
 
     def alternatives_for(run, event: gr.SelectData):
         index = event.index if isinstance(event.index, int) else event.index[0]
@@ -265,6 +281,46 @@ def _tokens_view(p: Panel, shared: Shared, record: dict | None) -> None:
     with_settings(tokenize.click, [p]).then(in_session_slot(shared.slots, tokenized, lambda busy: ([], busy)),
                                             [*shared.inputs, p.settings], [table, summary],
                                             **private(summary, show_progress="minimal", **backend_queue(shared.slots)))
+
+
+def _cross_checks_view(p: Panel, shared: Shared) -> None:
+    """The server's own render beside the wrapper's, the last output streamed again, the run as a failing case."""
+    n = p.index + 1
+    gr.Markdown("Does what the page shows match what happens? The **server's render** builds the prompt from the same "
+                "conversation with the server's own chat template (llama.cpp, vLLM, embedded) and checks the wrapper's "
+                "prompt with the server's tokenizer. **Stream again** feeds the last output to the incremental parse in "
+                "chunks of 1, 2, 7 characters and whole. **Failing case** exports the last run as a test fixture and "
+                "a report for an upstream issue.")
+    render = gr.Button("Server's render", size="sm", elem_id=f"server-render-{n}")
+    render_status = gr.Markdown("", elem_id=f"server-render-status-{n}")
+    render_diff = gr.HighlightedText(label="Wrapper's prompt → server's (− only in the wrapper's, + only in the server's)",
+                                     combine_adjacent=True, show_legend=True, color_map={"-": "red", "+": "green"},
+                                     elem_id=f"server-render-diff-{n}")
+    server_prompt = gr.Textbox(label="The server's prompt (exact)", lines=6, max_lines=20, interactive=False,
+                               buttons=["copy"], elem_classes=["mono"], elem_id=f"server-prompt-{n}")
+
+    def rendered(_request, conv, var, day, settings):
+        prompt, pairs, status = cross_checks.server_render_view(panels.PanelConfig.from_values(settings), conv, var, day)
+        return prompt, pairs, status
+
+    with_settings(render.click, [p]).then(in_session_slot(shared.slots, rendered, lambda busy: ("", [], busy)),
+                                          [*shared.inputs, p.settings], [server_prompt, render_diff, render_status],
+                                          **private(render_status, show_progress="minimal", **backend_queue(shared.slots)))
+    again = gr.Button("Stream the last output again", size="sm", elem_id=f"replay-{n}")
+    replayed = gr.Markdown("", elem_id=f"replay-status-{n}")
+    again.click(cross_checks.replay_view, [p.last_run, *shared.inputs], [replayed], **private(replayed))
+    expected = gr.Textbox("", label="Expected calls (JSON)", lines=2, interactive=True, elem_id=f"expected-{n}",
+                          placeholder='[{"name": "send_message", "arguments": {"message": "Hi"}}]',
+                          info="What the output should have parsed to; empty leaves it for you to fill in the file.")
+    export = gr.Button("Export as a failing case", size="sm", elem_id=f"failing-case-{n}")
+    export_status = gr.Markdown("", elem_id=f"failing-case-status-{n}")
+    case_json = gr.Code("", language="json", label="Test fixture (a parser corpus line with its context)", lines=6,
+                        max_lines=20, interactive=False, elem_id=f"failing-case-json-{n}")
+    report = gr.Code("", language="markdown", label="Report for an upstream issue", lines=6, max_lines=20,
+                     interactive=False, elem_id=f"failing-case-report-{n}")
+    export.click(cross_checks.failing_case_view,
+                 [p.last_run, p.controls["wrapper"], p.controls["template"], *shared.inputs, expected],
+                 [case_json, report, export_status], **private(export_status))
 
 
 def _token_view(record: dict | None) -> tuple[list, str]:
@@ -342,8 +398,8 @@ def wire_panel(p: Panel, shared: Shared) -> list:
                 sessions.add_run(request.session_hash, record)
                 yield {p.raw: raw, p.parsed: parsed, p.request: sent, p.run_status: status, p.last_run: record,
                        p.response: record.get("response")}
-            elif cleared:
-                yield {p.raw: raw, p.run_status: status}
+            elif cleared:  # the parse so far, once it has something
+                yield {p.raw: raw, p.run_status: status, **({p.parsed: parsed} if parsed is not None else {})}
             else:
                 cleared = True
                 yield {p.raw: raw, p.parsed: parsed, p.request: sent, p.run_status: status}

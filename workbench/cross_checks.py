@@ -1,5 +1,6 @@
 """The page's cross-checks of one panel, as plain functions: the server's own render beside the wrapper's, why
-the run did or did not call, and the run exported as a failing case. `ui/` wires them to components."""
+the run did or did not call, the run's output streamed again at several chunk sizes, and the run exported as
+a failing case. `ui/` wires them to components."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import backends
 import wrappers
 from backends import BackendError
 from core.conversation import ConversationError
-from flow import call_start, failing_case, server_render
+from flow import call_start, failing_case, server_render, streaming
 from presets import PresetError
 from workbench.panels import PanelConfig, conversation_from_inputs
 from wrappers import WrapperError
@@ -46,6 +47,35 @@ def call_start_view(record: dict | None) -> tuple[str, list[list]]:
     prefix = next((p for p in (wrapper.assistant_prefix, wrapper.assistant_prefix_first_message) if p and prompt.endswith(p)), "")
     found = call_start.explain(record.get("raw", ""), record.get("parsed"), wrapper.parser, record.get("tokens"), prefix)
     return found.sentence, [c.row() for c in sorted(found.chances, key=lambda c: -c.marker_p)[:10]]
+
+
+SMALL_CHUNKS_UP_TO = 200_000  # characters: past this, streaming again 1 or 2 characters at a time takes too long
+
+
+def replay_view(record: dict | None, conversation_json: str, variables_json: str = "", now: str = "") -> str:
+    """The panel's last output streamed again through the incremental parse at chunk sizes 1, 2, 7 and whole:
+    the calls a streaming client would assemble at each, and the first difference from the whole output's parse."""
+    if not record:
+        return "Run this panel first."
+    raw = record.get("raw") or ""
+    sizes = streaming.CHUNK_SIZES if len(raw) <= SMALL_CHUNKS_UP_TO else (7, None)
+    try:
+        conversation = conversation_from_inputs(conversation_json, variables_json, now)
+        found = streaming.replay(raw, wrapper=record.get("wrapper"), conversation=conversation, chunk_sizes=sizes)
+    except (ConversationError, WrapperError) as e:
+        return f"❌ {e}"
+    calls = ", ".join(c.name for c in found.final.calls) or "no call"
+    head = (f"✅ The same answer ({calls}) at every chunk size." if found.ok
+            else f"⚠ Streamed, the output does not always give the whole output's answer ({calls}): {found.summary()}.")
+    if sizes != streaming.CHUNK_SIZES:
+        head += f" Chunk sizes 1 and 2 skipped: the output is over {SMALL_CHUNKS_UP_TO:,} characters."
+    rows = ["", "| chunk size | calls a client assembles | handed out before the end | parser runs | difference |",
+            "|---|---|---|---|---|"]
+    for run in found.runs:
+        size = "whole" if run.chunk_size is None else run.chunk_size
+        names = ", ".join(c.name for c in run.answer.calls) or "—"
+        rows.append(f"| {size} | {names} | {run.early} | {run.parses} | {run.difference or run.diverged or '—'} |")
+    return "\n".join([head, *rows])
 
 
 def failing_case_view(record: dict | None, wrapper_name: str, template: str, conversation_json: str,

@@ -17,6 +17,7 @@ import presets
 import wrappers
 from backends import BackendError, Settings, embedded, export
 import flow
+from flow import server_render, streaming
 from flow.startup import DEFAULT_WRAPPER
 from core.conversation import Conversation, ConversationError
 from core.text import replace_surrogates, surrogates_note
@@ -31,8 +32,8 @@ PRESET_CONTROLS = [*SLIDER_KEYS, "stop_json", "grammar"]  # the controls a prese
 # {name: value}, a saved session keeps them under these names, and a session saved before a control
 # existed gets the control's default. The order is the page's top-down order.
 CONTROL_DEFAULTS: dict = {
-    "backend_type": "embedded", "url": "", "model": "", "api_key": "", "timeout": 120, "probabilities": 0,
-    "extra_json": "", "wrapper": DEFAULT_WRAPPER, "template": "", "preset": presets.DEFAULT,
+    "backend_type": "embedded", "url": "", "model": "", "api_key": "", "timeout": 120, "first_token_timeout": 0,
+    "token_timeout": 0, "legacy_stream_port": 5005, "probabilities": 0, "extra_json": "", "wrapper": DEFAULT_WRAPPER, "template": "", "preset": presets.DEFAULT,
     **{k: presets.NEUTRAL[k] for k in SLIDER_KEYS}, "stop_json": "", "grammar": "", "json_schema": "",
 }
 CONTROL_NAMES = list(CONTROL_DEFAULTS)
@@ -164,7 +165,8 @@ def delete_preset(name: str) -> tuple[list[str], str, str]:
     return presets.names(), presets.DEFAULT, f"✅ Deleted preset **{name}**."
 
 
-def backend_settings(url: str, model: str, api_key: str, timeout: float, extra_json: str, probabilities: int = 0) -> Settings:
+def backend_settings(url: str, model: str, api_key: str, timeout: float, extra_json: str = "", probabilities: int = 0,
+                     first_token_timeout: float = 0, token_timeout: float = 0, legacy_stream_port: int = 5005) -> Settings:
     extra = {}
     if extra_json and extra_json.strip():
         try:
@@ -174,13 +176,14 @@ def backend_settings(url: str, model: str, api_key: str, timeout: float, extra_j
         if not isinstance(extra, dict):
             raise BackendError("extra request fields must be a JSON object")
     return Settings(url=url or "", model=model or "", api_key=api_key or "", timeout=float(timeout or 120), extra=extra,
-                    probabilities=int(probabilities or 0))
+                    probabilities=int(probabilities or 0), first_token_timeout=float(first_token_timeout or 0),
+                    token_timeout=float(token_timeout or 0), legacy_stream_port=int(legacy_stream_port or 5005))
 
 
 def check_backend(backend_type: str, url: str, model: str, api_key: str, timeout: float) -> tuple[str, list[str]]:
     """(status line, model names the server lists)."""
     try:
-        backend = backends.create(backend_type, backend_settings(url, model, api_key, timeout, ""))
+        backend = backends.create(backend_type, backend_settings(url, model, api_key, timeout))
         status = backend.check()
         names = backend.models()
     except BackendError as e:
@@ -203,6 +206,8 @@ def backend_defaults(backend_type: str) -> tuple[str, str]:
     text = f"{cls.label}. Stop: {caps['abort']}."
     text += f" Offers {', '.join(offers)}." if offers else ""
     text += f" Ignores: {', '.join(ignored)}." if ignored else " Every sampling parameter is sent."
+    if backend_type == "embedded":
+        text += " The time limits do not apply: the model runs in this app (Stop ends a run)."
     return cls.default_url, text
 
 
@@ -240,6 +245,9 @@ class PanelConfig:
     grammar: str
     probabilities: int = 0  # alternatives per output token to ask for (0 = none)
     json_schema: str = ""  # a JSON schema constraining the output, as text ("" = none)
+    first_token_timeout: float = 0  # seconds to the first token (0: the timeout alone)
+    token_timeout: float = 0  # seconds between tokens (0: the timeout alone)
+    legacy_stream_port: int = 5005  # webui-legacy's streaming websocket
 
     @classmethod
     def from_values(cls, values: dict) -> "PanelConfig":
@@ -248,13 +256,16 @@ class PanelConfig:
         return cls(**{f.name: given[f.name] for f in fields(cls) if f.name != "samplers"},
                    samplers={k: given[k] for k in SLIDER_KEYS})
 
+    def settings(self) -> Settings:
+        return backend_settings(self.url, self.model, self.api_key, self.timeout, self.extra_json, self.probabilities,
+                                self.first_token_timeout, self.token_timeout, self.legacy_stream_port)
+
     def request(self, conversation_json: str, variables_json: str = "", now: str = "") -> flow.GenerateRequest:
         conversation = conversation_from_inputs(conversation_json, variables_json, now)
         wrapper = wrappers.get(self.wrapper)
         return flow.GenerateRequest(
             backend_type=self.backend_type, wrapper=self.wrapper, conversation=conversation, preset=self.preset or None,
-            settings=backend_settings(self.url, self.model, self.api_key, self.timeout, self.extra_json, self.probabilities),
-            params=params_from_controls(self.samplers, self.stop_json, wrapper.stop, self.grammar, self.json_schema),
+            settings=self.settings(), params=params_from_controls(self.samplers, self.stop_json, wrapper.stop, self.grammar, self.json_schema),
             template=self.template)
 
 
@@ -285,6 +296,8 @@ def _generation(config: PanelConfig, conversation_json: str, variables_json: str
         state = embedded.load_state(config.model) if config.backend_type == "embedded" else embedded.LOADED
         waiting = state in (embedded.LOADING, embedded.LOADING_IN_BACKGROUND, embedded.ON_FIRST_USE)
         yield "", None, None, f"⏳ Generating…{f' ({state})' if waiting else ''}", None
+        incremental = streaming.IncrementalParse.for_wrapper(config.wrapper, request.conversation)
+        deltas: list[streaming.Delta] = []
         stream = flow.generate_stream(request)
         shown, last_update = "", 0.0
         for run in stream:
@@ -292,18 +305,31 @@ def _generation(config: PanelConfig, conversation_json: str, variables_json: str
                 stream.close()
                 yield run.raw or raw, None, None, STOPPED, None
                 return
+            deltas += incremental.feed(run.raw[len(raw):])
             raw = run.raw
             if run.done:
+                incremental.finish(streaming.answer(run.parsed, raw))
+                if incremental.diverged:  # what was shown while streaming is not what the whole output parses to
+                    run.notes.append(f"the call shown while streaming differs from the final parse: {incremental.diverged}")
                 record = {**run.to_dict(), "wrapper": config.wrapper, "backend_type": config.backend_type,
                           "time": datetime.datetime.now().strftime("%H:%M:%S")}
                 yield raw, run.parsed.to_dict(), run.request, finished_status(run), record
             elif raw != shown and (not shown or time.monotonic() - last_update >= update_every):
                 shown, last_update = raw, time.monotonic()
-                yield raw, None, None, f"⏳ Generating… {len(raw):,} characters received", None
+                yield raw, streaming_view(deltas), None, f"⏳ Generating… {len(raw):,} characters received", None
     except TemplateError as e:
         yield raw, None, None, f"❌ Template error{f' at line {e.line}' if e.line else ''}: {e.message}", None
     except (BackendError, ConversationError, WrapperError, PresetError) as e:
         yield raw, None, None, f"❌ {e}", None
+
+
+def streaming_view(deltas: list) -> dict | None:
+    """The parsed call as far as the output so far settles it (arguments as the JSON text written yet)."""
+    if not deltas:
+        return None
+    answer = streaming.reassemble(deltas)
+    return {"streaming": "parsed so far; the whole output's parse replaces this", "content": answer.content,
+            "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in answer.calls]}
 
 
 def finished_status(run: flow.Run) -> str:
@@ -400,24 +426,20 @@ def prompt_tokens(config: PanelConfig, conversation_json: str, variables_json: s
         prompt = flow.render(request.wrapper, request.conversation, request.template)
         backend = backends.create(config.backend_type, request.settings)
         pieces = backend.tokenize(prompt)
+        findings = server_render.token_findings(backend, prompt, plain=pieces)
     except TemplateError as e:
         return [], f"❌ Template error: {e}"
     except (BackendError, ConversationError, WrapperError, PresetError) as e:
         return [], f"❌ {e}"
     rows = [[i, t.get("id"), repr(t.get("piece"))] for i, t in enumerate(pieces)]
-    bos = wrappers.get(config.wrapper).variables_for(request.conversation).get("bos_token") or ""
-    note = ""
-    if bos and prompt.startswith(bos):
-        note = (f" The prompt starts with the BOS text {bos!r}; if this server also adds a BOS token, the model sees two"
-                " (see the first rows).")
-    return rows, f"{len(pieces):,} tokens, as {config.backend_type} tokenizes them (special tokens parsed, no BOS added).{note}"
+    notes = "".join(f"\n- ⚠ {f}" for f in findings)
+    return rows, f"{len(pieces):,} tokens, as {config.backend_type} tokenizes them (special tokens parsed, no BOS added).{notes}"
 
 
 def server_template(config: PanelConfig) -> tuple[str, str]:
     """(the loaded model's own chat template, status) as the server reports it."""
     try:
-        backend = backends.create(config.backend_type, backend_settings(config.url, config.model, config.api_key,
-                                                                         config.timeout, config.extra_json))
+        backend = backends.create(config.backend_type, config.settings())
         info = backend.model_info()
     except BackendError as e:
         return "", f"❌ {e}"

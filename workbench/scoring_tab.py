@@ -10,7 +10,7 @@ import threading
 from typing import Iterator
 
 from backends import BackendError
-from workbench.panels import PanelConfig, backend_settings
+from workbench.panels import PanelConfig
 from presets import PresetError
 from scoreboard import ScoreRequest, SuiteError, bfcl, catalog, run_scoreboard, suites
 from scoreboard.report import COUNTS, MEAN_ROW, POOLED_ROW
@@ -98,7 +98,7 @@ def run(config: PanelConfig, suite: str, wrapper_names: list[str], preset_names:
     request = ScoreRequest(backend_type=config.backend_type, suite=chosen, wrappers=list(wrapper_names),
                            presets=list(preset_names), grammar=GRAMMAR_MODES.get(grammar, [False]), repeat=int(repeat or 1),
                            concurrency=max(0, int(concurrency or 0)), params={"max_new_tokens": int(max_new_tokens or 96)},
-                           settings=backend_settings(config.url, config.model, config.api_key, config.timeout, config.extra_json),
+                           settings=config.settings(),
                            urls=pool_urls(pool))
     updates: queue.Queue = queue.Queue()
     stop = stop or threading.Event()
