@@ -21,8 +21,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import ssl
 import time
 
+import certifi
 from _common import checkouts, free_port, header, median_ms, start_llama_server, wait_for
 
 import httpx  # noqa: E402
@@ -91,10 +93,12 @@ def straight(client: httpx.Client, request: dict) -> float:
     return time.perf_counter() - start
 
 
-def per_request_client(request: dict) -> float:
-    """The same, on a new client made for this request (the app's old way, with its shared TLS context)."""
+def per_request_client(request: dict, fresh_tls: bool = False) -> float:
+    """The same, on a new client made for this request, with the shared TLS context (the app at 1296273) or, with
+    `fresh_tls`, a TLS context built for it too (the app before 20d66cb, as the issue measured it)."""
     start = time.perf_counter()
-    with httpx.Client(timeout=httpx.Timeout(60, connect=10), follow_redirects=False, verify=_ssl_context()) as client:
+    verify = ssl.create_default_context(cafile=certifi.where()) if fresh_tls else _ssl_context()
+    with httpx.Client(timeout=httpx.Timeout(60, connect=10), follow_redirects=False, verify=verify) as client:
         with client.stream("POST", request["url"], json=request["json"]) as response:
             response.raise_for_status()
             for _ in response.iter_bytes():
@@ -128,14 +132,16 @@ def main() -> None:
         kept = httpx.Client(timeout=httpx.Timeout(60, connect=10))
         straight(kept, request)
         columns: dict[str, list[float]] = {"flow.generate (pooled client)": [], "straight, kept-alive client": [],
-                                           "straight, new client per request (old)": []}
+                                           "straight, new client per request": [],
+                                           "straight, new client and TLS context per request": []}
         for _ in range(args.runs):
             columns["flow.generate (pooled client)"].append(through_flow(url, kind, args.tokens)[0])
             columns["straight, kept-alive client"].append(straight(kept, request))
-            columns["straight, new client per request (old)"].append(per_request_client(request))
+            columns["straight, new client per request"].append(per_request_client(request))
+            columns["straight, new client and TLS context per request"].append(per_request_client(request, True))
         for label, root in checkouts(args.baseline).items():
             if label != "this":
-                columns[f"flow.generate of {label} ({root})"] = baseline_times(root, url, kind, args.runs, args.tokens)
+                columns[f"flow.generate of {label}, run after"] = baseline_times(root, url, kind, args.runs, args.tokens)
         print(f"{'':52} median ms   (runs: {args.runs}, server: {args.server}, body: {request['url']})")
         for label, times in columns.items():
             print(f"{label:52} {median_ms(times):8.1f}")

@@ -5,14 +5,14 @@
 - Limits: the same renders against the same template in a plain `ImmutableSandboxedEnvironment`
   (same options, filters and globals, compiled once, no limits), interleaved, median CPU time of
   the process (the watchdog thread included). Target: ours <= 1.3x plain for every wrapper.
-  `--baseline DIR` adds another checkout's renderer (DIR/wrappers, e.g. from `git archive`) to the
+  `--baseline COMMIT_OR_DIR` adds another checkout's renderer (its wrappers/render.py) to the
   same interleaved run: before and after side by side.
 - Parse: the dev corpus (tests/fixtures/parsers/dev_corpus.jsonl) parsed per format on one core:
   outputs per second. Target: >= 5,000 outputs/s per format.
 - MemGPT: its own wrapper code (pymemgpt 0.3.x, downloaded into a temporary folder, never installed
   into the project) on the same conversation and MemGPT's raw outputs, beside ours.
 
-    python bench/render_parse.py [--repeat 200] [--no-memgpt] [--baseline DIR]
+    python bench/render_parse.py [--repeat 200] [--no-memgpt] [--baseline COMMIT_OR_DIR]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 import types
 import zipfile
 
-from _common import ROOT, conversation, header, median_ms
+from _common import ROOT, checkouts, conversation, header, median_ms
 
 import parsers  # noqa: E402
 import wrappers  # noqa: E402
@@ -115,11 +115,12 @@ def plain_renderer():
     return render
 
 
-def baseline_renderer(folder: str):
-    """`render` of another checkout's wrappers/render.py, imported as a package of its own without
-    running that package's __init__ (which would import the rest of that checkout)."""
+def baseline_renderer(baseline: str):
+    """`render` of another checkout's wrappers/render.py (a folder, or a commit unpacked by `checkouts`),
+    imported as a package of its own without running that package's __init__ (which would import the rest
+    of that checkout)."""
     package = types.ModuleType("baseline_wrappers")
-    package.__path__ = [os.path.join(os.path.abspath(folder), "wrappers")]
+    package.__path__ = [os.path.join(checkouts(baseline)["baseline"], "wrappers")]
     sys.modules["baseline_wrappers"] = package
     return importlib.import_module("baseline_wrappers.render").render
 
@@ -280,7 +281,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=200, help="renders per wrapper (default: %(default)s)")
     ap.add_argument("--no-memgpt", action="store_true", help="skip downloading MemGPT's wrapper code")
-    ap.add_argument("--baseline", metavar="DIR", help="another checkout whose renderer joins the limits table")
+    ap.add_argument("--baseline", metavar="COMMIT_OR_DIR", help="another commit or checkout whose renderer joins the limits table")
     args = ap.parse_args()
     header("render and parse")
 
