@@ -5,9 +5,11 @@ closes."""
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import gradio as gr
+from gradio.routes import App
 
 import wrappers
 from core.conversation import EXAMPLE_PATH, ConversationError
@@ -99,12 +101,25 @@ def _wire_turns(s: dict, panels: list[Panel], shared: Shared) -> None:
                          [conversation, s["user_text"], first_wrapper], [conversation, turn_status], **private(turn_status))
 
 
+@contextmanager
+def _server_app_built_at_launch() -> Iterator[None]:
+    """Gradio 6.31 builds its server app (FastAPI, ~80 routes) in `Blocks()` and again when the Blocks closes,
+    then builds the one it serves in `launch()`. The first two are never served; skipping them saves about
+    0.25 s of start-up (bench/startup.py). Only while the page is built, at start-up."""
+    build = App.__dict__["create_app"]  # the staticmethod itself, put back as it was
+    App.create_app = staticmethod(lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        App.create_app = build
+
+
 def build_page(startup: StartupConfig, slots: BackendSlots, add_api: Callable[[], None] = lambda: None) -> gr.Blocks:
     """The page; `add_api` adds another face's endpoints to the same Blocks while it is built (entering a built
     Blocks again would make Gradio build its server app once more: ~0.3 s of start-up)."""
     example = EXAMPLE_PATH.read_text(encoding="utf-8")
     second = SECOND_WRAPPER if SECOND_WRAPPER in wrappers.names() else startup.wrapper
-    with gr.Blocks(title="Prompt Format Playground", analytics_enabled=False) as demo:
+    with _server_app_built_at_launch(), gr.Blocks(title="Prompt Format Playground", analytics_enabled=False) as demo:
         # first in the tree: the progress target of the events that show none (see ui.panel.private)
         title = gr.Markdown(TITLE + "".join(f"\n\nℹ {note}" for note in startup.notes), elem_id="title")
         # what events read and write but nobody sees, found first (see ui.panel); the browser's copy of the
