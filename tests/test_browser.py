@@ -232,14 +232,19 @@ def test_model_template_from_gguf_loads_as_a_wrapper_and_renders(page, model_pat
     wait_value(page, "#prompt-1 textarea", "v.startsWith('<|im_start|>system') && v.endsWith('<|im_start|>assistant\\n')")
 
 
-def test_token_view_shows_probabilities_and_alternatives(page):
+def run_with_probabilities(page, tokens: int) -> None:
+    """Panel 1 asks for 3 alternatives per token and runs `tokens` tokens to the end."""
     open_section(page, 1, "Backend")
     probabilities = shown(page, "#probabilities-1 input")
     probabilities.fill("3")
     probabilities.press("Enter")
-    set_max_tokens(page, 1, 12)
+    set_max_tokens(page, 1, tokens)
     page.click("#generate-1")
     wait_text(page, "#run-status-1", "Done")
+
+
+def test_token_view_shows_probabilities_and_alternatives(page):
+    run_with_probabilities(page, 12)
     open_section(page, 1, "Tokens")
     heat = page.locator("#heatmap-1")
     heat.scroll_into_view_if_needed()
@@ -266,13 +271,7 @@ def test_token_view_shows_probabilities_and_alternatives(page):
 def test_cross_checks_server_render_why_no_call_stream_again_and_failing_case(page):
     """Panel 1 (embedded SmolLM2, MemGPT's chatml): the server's own render differs; the call was forced by the
     prompt; the output streams again to the same answer or says where not; the run exports as a failing case."""
-    open_section(page, 1, "Backend")
-    probabilities = shown(page, "#probabilities-1 input")
-    probabilities.fill("3")
-    probabilities.press("Enter")
-    set_max_tokens(page, 1, 24)
-    page.click("#generate-1")
-    wait_text(page, "#run-status-1", "Done")
+    run_with_probabilities(page, 24)
     open_section(page, 1, "Tokens")
     wait_text(page, "#call-start-1", "The prompt ends inside the call", timeout=30000)
     open_section(page, 1, "Cross-checks")

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import httpx
 import openai
@@ -87,6 +88,27 @@ def streamed(stream) -> dict:
             finish = choice.finish_reason or finish
     return {"content": content, "calls": [calls[i] for i in sorted(calls)], "function_call": function_call, "finish": finish,
             "usage": usage}
+
+
+@contextmanager
+def client_leaves_an_endless_backend(fake, failure: str):
+    """The fake backend streams without end while the body runs a client that leaves; after it, the backend
+    request must be closed (else: 'the backend {failure} after the client left') and the traffic say 499."""
+    fake.opts.update(endless=True, delay=0.05)
+    before = fake.events.count("disconnect")
+    try:
+        yield
+        deadline = time.monotonic() + 10
+        while fake.events.count("disconnect") == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fake.events.count("disconnect") > before, f"the backend {failure} after the client left"
+    finally:
+        fake.opts.pop("endless")
+        fake.opts.pop("delay")
+    deadline = time.monotonic() + 5
+    while traffic.ring().entries()[0]["status"] != 499 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert traffic.ring().entries()[0]["status"] == 499
 
 
 def test_models_are_the_wrapper_names(app):
@@ -228,24 +250,11 @@ def test_a_backend_timeout_is_a_504():
 
 def test_a_client_that_goes_away_aborts_the_backend_request(app):
     url, fake, _ = app
-    fake.opts.update(endless=True, delay=0.05)
-    try:
-        before = fake.events.count("disconnect")
+    with client_leaves_an_endless_backend(fake, "stream was not closed"):
         with httpx.stream("POST", url + "/v1/chat/completions", json={"model": "qwen2.5", "messages": ASK, "stream": True}) as r:
             lines = r.iter_lines()
             got = [next(lines) for _ in range(6)]
         assert any(line.startswith("data: ") for line in got)
-        deadline = time.monotonic() + 10
-        while fake.events.count("disconnect") == before and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert fake.events.count("disconnect") > before, "the backend stream was not closed after the client left"
-    finally:
-        fake.opts.pop("endless")
-        fake.opts.pop("delay")
-    deadline = time.monotonic() + 5
-    while traffic.ring().entries()[0]["status"] != 499 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert traffic.ring().entries()[0]["status"] == 499
 
 
 def test_required_tool_choice_sends_the_derived_grammar_where_the_backend_takes_one(app):
@@ -376,22 +385,8 @@ def test_legacy_function_call_none_and_named(app):
 
 def test_a_blocking_client_that_goes_away_aborts_the_backend_request(app):
     url, fake, _ = app
-    fake.opts.update(endless=True, delay=0.05)
-    try:
-        before = fake.events.count("disconnect")
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url + "/v1/chat/completions", json={"model": "qwen2.5", "messages": ASK}, timeout=1.0)
-        deadline = time.monotonic() + 10
-        while fake.events.count("disconnect") == before and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert fake.events.count("disconnect") > before, "the backend request went on after the client left"
-    finally:
-        fake.opts.pop("endless")
-        fake.opts.pop("delay")
-    deadline = time.monotonic() + 5
-    while traffic.ring().entries()[0]["status"] != 499 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert traffic.ring().entries()[0]["status"] == 499
+    with client_leaves_an_endless_backend(fake, "request went on"), pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/v1/chat/completions", json={"model": "qwen2.5", "messages": ASK}, timeout=1.0)
 
 
 def test_a_request_is_in_the_traffic_while_it_runs(app):
