@@ -47,16 +47,20 @@ def launch(blocks, host: str, port: int, auth: tuple[str, str] | None = None, sh
         extra["auth_message"] = "Prompt Format Playground: sign in with the user name and password given to --auth."
     # share is the app's own flag, never GRADIO_SHARE from the environment (which would bypass the --auth refusal);
     # prompts can be private: no monitoring dashboard, no run history kept in the browser (docs/SECURITY.md)
+    # quiet: Gradio's own start-up lines would tell the user to set `share=True` in `launch()`; serve() says where
+    # the app is instead (a public link, with --share, is still printed by Gradio)
     return blocks.launch(server_name=host, server_port=port, share=share, css=CSS, enable_monitoring=False,
-                         run_history=False, footer_links=["api", "settings"], show_error=True,
+                         run_history=False, footer_links=["api", "settings"], show_error=True, quiet=True,
                          app_kwargs={"routes": list(routes)}, **extra)
 
 
 def serve(config: StartupConfig) -> int:
     """Serve the page, the API and /v1; the CLI has already refused an exposed address without --auth."""
     blocks = build_app(config)
-    launch(blocks, config.host, config.port, auth=config.auth, share=config.share, routes=build_endpoint(config),
-           prevent_thread_lock=True)
+    _, url, _ = launch(blocks, config.host, config.port, auth=config.auth, share=config.share,
+                       routes=build_endpoint(config), prevent_thread_lock=True)
+    print(f"Prompt Format Playground on {url} (the page and its API; the OpenAI-compatible endpoint at {url}v1). "
+          "Ctrl+C stops it.", flush=True)
     if config.backend_type == "embedded":  # once the page is served: loading the model must not delay it
         threading.Thread(target=embedded.preload, args=(config.backend_model,), name="preload-model", daemon=True).start()
     blocks.block_thread()

@@ -83,7 +83,7 @@ def app_url():
     from app import build_app, launch
 
     demo = build_app(StartupConfig())
-    _, url, _ = launch(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = launch(demo, "127.0.0.1", free_port(), prevent_thread_lock=True)
     yield url.rstrip("/")
     demo.close()
 

@@ -26,7 +26,7 @@ def served(llama_server):
 
     config = StartupConfig(backend_type="llamacpp", backend_url=llama_server)
     demo = build_app(config)
-    _, url, _ = launch(demo, "127.0.0.1", free_port(), routes=build_endpoint(config), prevent_thread_lock=True, quiet=True)
+    _, url, _ = launch(demo, "127.0.0.1", free_port(), routes=build_endpoint(config), prevent_thread_lock=True)
     yield url.rstrip("/")
     demo.close()
 

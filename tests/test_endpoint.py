@@ -39,7 +39,7 @@ def served():
     with fake_server("openai", pieces=TWO_CALLS) as fake:
         config = StartupConfig(backend_type="openai", backend_url=fake.url)
         demo = build_app(config)
-        _, url, _ = launch(demo, "127.0.0.1", free_port(), routes=build_endpoint(config), prevent_thread_lock=True, quiet=True)
+        _, url, _ = launch(demo, "127.0.0.1", free_port(), routes=build_endpoint(config), prevent_thread_lock=True)
         yield url.rstrip("/"), fake, config
         demo.close()
 

@@ -28,7 +28,7 @@ def sdk(llama_server):
 
     config = StartupConfig(backend_type="llamacpp", backend_url=llama_server)
     demo = build_app(config)
-    _, url, _ = launch(demo, "127.0.0.1", free_port(), routes=build_endpoint(config), prevent_thread_lock=True, quiet=True)
+    _, url, _ = launch(demo, "127.0.0.1", free_port(), routes=build_endpoint(config), prevent_thread_lock=True)
     yield openai.OpenAI(base_url=url.rstrip("/") + "/v1", api_key="unused", max_retries=0, timeout=600)
     demo.close()
 

@@ -56,7 +56,7 @@ def test_exposed_without_auth_refuses_to_start_with_a_reason(argv):
     assert done.stderr.startswith("error: refusing to serve ")
     assert "any address it can reach" in done.stderr and "--auth USER:PASS" in done.stderr
     assert "--expose-without-auth" in done.stderr
-    assert "Running on" not in done.stdout
+    assert "Prompt Format Playground on" not in done.stdout
 
 
 @pytest.mark.parametrize("argv", [["--host", "0.0.0.0", "--auth", "me:secret"], ["--share", "--auth", "me:pw:with:colons"],
@@ -159,5 +159,5 @@ def test_gradio_share_in_the_environment_opens_no_share_link():
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
-    assert f"Running on local URL:  http://127.0.0.1:{port}" in output
+    assert f"Prompt Format Playground on http://127.0.0.1:{port}/ " in output
     assert "share link" not in output.lower() and "public URL" not in output, output

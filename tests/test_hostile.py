@@ -91,6 +91,14 @@ def test_template_attack_stops_in_time_with_little_memory_and_a_clear_message(at
     assert report["still_serving"], report
 
 
+def test_striptags_of_the_largest_string_a_template_may_build_is_fast():
+    """MarkupSafe >= 3.0.4 (requirements.txt): before it, striptags was quadratic (38 s for this string here, stopped
+    only by the time limit)."""
+    start = time.perf_counter()
+    assert render("{% set s = '<a>' * 666666 %}{{ s|striptags|length }}", {}) == "0"
+    assert time.perf_counter() - start < LIMIT_SECONDS
+
+
 def test_attacks_cover_the_reported_gaps():
     """Issue 14's template gaps, each among the attacks above."""
     templates = [t for t, _ in ATTACKS.values()]
