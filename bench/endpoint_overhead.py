@@ -41,8 +41,9 @@ MESSAGES = [{"role": "system", "content": "You answer about the weather."},
             {"role": "user", "content": "Tell me about the weather in Paris in spring."}]
 
 
-def start_server(kind: str, port: int) -> tuple[subprocess.Popen, str]:
-    """(process, backend type) of the model server."""
+def start_server(kind: str, port: int, threads: int = 0) -> tuple[subprocess.Popen, str]:
+    """(process, backend type) of the model server; `threads` (llama-server only, 0: its default, every core)
+    leaves cores to the app when fewer than the machine has."""
     if kind == "llama-cpp-python":
         return start_llama_server(port, "/tmp/bench-endpoint-server.log", queue=True), "openai"
     binary = shutil.which("llama-cpp-server")
@@ -52,7 +53,8 @@ def start_server(kind: str, port: int) -> tuple[subprocess.Popen, str]:
 
     log = open("/tmp/bench-endpoint-server.log", "w")
     process = subprocess.Popen([binary, "-m", default_model_path(), "--host", "127.0.0.1", "--port", str(port),
-                                "--ctx-size", "4096"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                "--ctx-size", "4096", *(["--", "-t", str(threads)] if threads else [])],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return process, "llamacpp"
 
 
@@ -222,12 +224,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", choices=["llama-server", "llama-cpp-python"], default="llama-server")
     parser.add_argument("--pairs", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="llama-server's threads (default: its own, every core); 1 leaves a core to the app")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--blocking", type=int, default=48, help="blocking /v1 requests at once for the page check")
     args = parser.parse_args()
     header("The /v1 endpoint's overhead over its backend")
     server_port, app_port = free_port(), free_port()
-    server, backend_type = start_server(args.server, server_port)
+    server, backend_type = start_server(args.server, server_port, args.threads)
     server_url, app = f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{app_port}"
     log = Path(tempfile.mkdtemp(prefix="bench-endpoint-")) / "traffic.jsonl"
     app_process = None
@@ -236,7 +240,9 @@ def main() -> None:
         app_process = start_app(app_port, "--backend-type", backend_type, "--backend-url", server_url, "--traffic-log", str(log),
                                 log_path="/tmp/bench-endpoint-app.log")
         wait_for(app + "/v1/models", 180, app_process)
-        print(f"server: {args.server} ({backend_type} backend) with SmolLM2-135M; app: python app.py, wrapper qwen2.5, one tool\n")
+        threads = args.threads or "its default"
+        print(f"server: {args.server} ({backend_type} backend, threads: {threads}) with SmolLM2-135M; "
+              "app: python app.py, wrapper qwen2.5, one tool\n")
         print("1. added latency, /v1/chat/completions vs the same completion straight to the server:")
         for tokens in (1, 32):
             for stream in (False, True):
