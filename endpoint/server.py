@@ -1,7 +1,8 @@
 """The HTTP routes: authentication, errors in OpenAI's shape, the blocking and the streamed answer, the record.
 
 The flow is synchronous (httpx): a blocking answer runs in one worker thread, a streamed one steps its
-run (and the incremental parse) in worker threads, chunk by chunk. The threads come from a limiter of
+run (and the incremental parse) in one worker thread that hands each step to the event loop without
+waiting for it to be taken (one crossing a chunk, not a round trip). The threads come from a limiter of
 the endpoint's own (`API_THREADS`), so agents cannot take the threads the page's events run in.
 Closing the flow's generator closes the backend stream, which aborts the backend request: that happens
 when the client goes away, streamed or not (a blocking request watches for the client's disconnect).
@@ -9,6 +10,7 @@ when the client goes away, streamed or not (a blocking request watches for the c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -226,18 +228,64 @@ async def _streamed(prepared: translate.Prepared, exchange: _Exchange, limiter: 
                           headers={**_headers(prepared), "Cache-Control": "no-cache"})
 
 
+class _Pump:
+    """Steps a stream in one worker thread after its first chunk and hands each step to the event loop as it comes,
+    without waiting for the loop to take it; the thread closes the stream (the backend request) when the run ends,
+    fails, or `close()` asks it to stop."""
+
+    def __init__(self, stream: _Stream, limiter: anyio.CapacityLimiter):
+        self.stream, self.limiter = stream, limiter
+        self.loop = asyncio.get_running_loop()
+        self.steps: asyncio.Queue = asyncio.Queue()
+        self.stop = threading.Event()
+        self.thread: asyncio.Task | None = None
+
+    def _put(self, item) -> None:
+        self.loop.call_soon_threadsafe(self.steps.put_nowait, item)
+
+    def _run(self) -> None:  # in the worker thread
+        try:
+            while not self.stop.is_set():
+                run, deltas = self.stream.step()
+                self._put((run, run.done, deltas))  # `done` now: the thread goes on changing the same run
+                if run.done:
+                    return
+        except BaseException as e:  # noqa: BLE001  (the loop raises it where the step was awaited)
+            self._put(e)
+        finally:
+            self.stream.runs.close()
+
+    async def next(self) -> tuple[flow.Run, bool, list[streaming.Delta]]:
+        if self.thread is None:
+            self.thread = asyncio.ensure_future(anyio.to_thread.run_sync(self._run, limiter=self.limiter))
+        step = await self.steps.get()
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    async def close(self) -> None:
+        """Stop stepping (after the step under way) and wait for the thread, which closes the stream."""
+        self.stop.set()
+        if self.thread is None:
+            await anyio.to_thread.run_sync(self.stream.runs.close, limiter=self.limiter)
+        else:
+            await self.thread
+
+
 async def _events(prepared: translate.Prepared, exchange: _Exchange, stream: _Stream, first, limiter):
     chunks = translate.Chunks(prepared.request.wrapper, prepared.mode)
     run, deltas = first
+    done = run.done
+    pump = _Pump(stream, limiter)
     finished = False
     try:
         yield chunks.first()
         while True:
             for delta in deltas:
                 yield chunks.delta(delta)
-            if run.done:
+            if done:
                 break
-            run, deltas = await anyio.to_thread.run_sync(stream.step, limiter=limiter)
+            run, done, deltas = await pump.next()
         exchange.run(run)
         answer = stream.answer
         notes = answer.notes + ([f"the stream differs from this answer: {stream.incremental.diverged}"]
@@ -256,6 +304,6 @@ async def _events(prepared: translate.Prepared, exchange: _Exchange, stream: _St
         yield translate.DONE
     finally:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(stream.runs.close, limiter=limiter)
+            await pump.close()
         if not finished:
             exchange.done(499, "client went away", None)

@@ -220,6 +220,12 @@ class IncrementalParse:
                  prefix: str = "", policy: Policy = ANY):
         self.parse, self.policy, self.prefix = parse, policy, prefix
         self.markers = [m.lower() for m in markers]
+        self._longest = max(map(len, self.markers), default=0)
+        # the markers' first characters (never a whole marker) by their last character, longest first: what the
+        # end of the output may hold while a marker is being written
+        self._prefixes: dict[str, list[tuple[int, str]]] = {}
+        for k, prefix in sorted({(k, m[:k]) for m in self.markers for k in range(1, len(m))}, reverse=True):
+            self._prefixes.setdefault(prefix[-1], []).append((k, prefix))
         self.raw = ""
         self.content = ""  # handed out so far
         self.names: list[str] = []
@@ -370,14 +376,16 @@ class IncrementalParse:
         """`text` up to the last whole word before anything new that could open a call."""
         start = len(self.content) if text.startswith(self.content) else 0
         cut = min((i for i in (text.find(c, start) for c in CALL_OPENERS) if i >= 0), default=len(text))
-        lower = text.lower()
+        window = max(0, start - self._longest)  # lower-cased: what is new, and a marker's length before it
+        lower = text[window:].lower()
         for marker in self.markers:
-            at = lower.find(marker, start)
+            at = lower.find(marker, start - window)
             if at >= 0:
-                cut = min(cut, at)
-            for k in range(1, len(marker)):  # the text may end with the first characters of a marker
-                if lower.endswith(marker[:k]):
-                    cut = min(cut, len(text) - k)
+                cut = min(cut, window + at)
+        for k, prefix in self._prefixes.get(lower[-1:], ()):  # the text may end with the first characters of a marker
+            if lower.endswith(prefix):
+                cut = min(cut, len(text) - k)
+                break
         safe = text[:cut]
         return safe[:max(safe.rfind(" "), safe.rfind("\n"), 0)]  # a last word may still grow into a marker
 
