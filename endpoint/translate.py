@@ -187,15 +187,17 @@ def prepare(body, config: StartupConfig) -> Prepared:
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
     name = body.get("model")
-    if not isinstance(name, str) or name not in wrappers.names():
-        raise EndpointError(404, f"the model '{name}' does not exist: a model here is a wrapper name (GET /v1/models lists them)",
-                            "model", "model_not_found")
-    if body.get("n") not in (None, 1):
-        raise bad_request("only n=1 is supported", "n")
     try:
+        if not isinstance(name, str):
+            raise wrappers.UnknownWrapper(name)
         wrapper = wrappers.get(name)
+    except wrappers.UnknownWrapper:
+        raise EndpointError(404, f"the model '{name}' does not exist: a model here is a wrapper name (GET /v1/models lists them)",
+                            "model", "model_not_found") from None
     except UserError as e:
         raise from_user_error(e) from None
+    if body.get("n") not in (None, 1):
+        raise bad_request("only n=1 is supported", "n")
     conversation, mode, choice, offered = conversation_of(body)
     wanted = body.get(GRAMMAR_FIELD)
     if wanted is not None and not isinstance(wanted, bool):

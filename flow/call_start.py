@@ -97,10 +97,10 @@ def _chose_text_sentence(tokens: list[dict], chances: list[MarkerChance]) -> str
 
 def answer_start(tokens: list[dict]) -> int:
     """The output token position where a call would start: the first after a closed reasoning block, else 0."""
-    text = ""
+    tail = ""  # the output's end so far: enough to hold a reasoning end and the spaces after it
     for i, t in enumerate(tokens):
-        text += t.get("token", "")
-        if any(text.rstrip().endswith(end) for end in REASONING_ENDS):
+        tail = (tail + t.get("token", ""))[-256:]
+        if any(tail.rstrip().endswith(end) for end in REASONING_ENDS):
             j = i + 1
             while j < len(tokens) and not tokens[j].get("token", "").strip():
                 j += 1  # the line break after the block
@@ -154,7 +154,7 @@ def _marker_tokens(tokens: list[dict], markers: list[str]) -> list[int]:
 
 
 def _first_marker(raw: str, markers: list[str]) -> tuple[int, str] | None:
-    hits = [(raw.find(m), m) for m in markers if m and raw.find(m) >= 0]
+    hits = [(at, m) for m in markers if m and (at := raw.find(m)) >= 0]
     return min(hits) if hits else None
 
 

@@ -21,7 +21,7 @@ import yaml
 from core import userdir
 
 from .render import TemplateError, render  # noqa: F401  (TemplateError is part of this package's surface)
-from .wrapper import Wrapper, WrapperError  # noqa: F401  (both are this package's surface)
+from .wrapper import UnknownWrapper, Wrapper, WrapperError  # noqa: F401  (this package's surface)
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 # libyaml's safe loader when PyYAML has it: the same documents ~20x faster (the page lists every wrapper at start-up)
@@ -93,7 +93,7 @@ def get(name: str) -> Wrapper:
     try:
         path = _user_dir() / f"{userdir.valid_name(name)}.yaml"
     except userdir.InvalidName as e:  # never a path outside the user folder, never an OS error
-        raise WrapperError(f"unknown wrapper: {e}") from None
+        raise UnknownWrapper(f"unknown wrapper: {e}") from None
     if path.is_file():
         return _load_file(path, builtin=False)
     from . import plugins
@@ -101,7 +101,7 @@ def get(name: str) -> Wrapper:
     plugin = plugins.get(name, taken=set(_yaml_names()))
     if plugin is not None:
         return plugin
-    raise WrapperError(f"unknown wrapper '{name}'; known wrappers: {', '.join(names())}")
+    raise UnknownWrapper(f"unknown wrapper '{name}'; known wrappers: {', '.join(names())}")
 
 
 def save_as(base: Wrapper, name: str, template: str, description: str | None = None) -> Wrapper:

@@ -21,6 +21,10 @@ class WrapperError(UserError, ValueError):
     """A wrapper that cannot be found, loaded or saved; the message says why."""
 
 
+class UnknownWrapper(WrapperError):
+    """No wrapper has that name (as opposed to one that exists and fails to load)."""
+
+
 @dataclass
 class Wrapper:
     name: str
